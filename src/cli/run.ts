@@ -1,0 +1,3 @@
+export async function runCommand(_opts: { config?: string }): Promise<number> {
+  throw new Error("not implemented yet");
+}

@@ -1,0 +1,203 @@
+/**
+ * The data that flows through the watchdog: what collectors observe, what the detector decides,
+ * what the executor does, and the snapshot that telemetry, the HTTP server and the page read.
+ * Times: `*At` fields named `mono` are monotonic milliseconds (Clock.monotonic()); `wall` fields are
+ * epoch milliseconds (Clock.now()). Durations are milliseconds unless the name says otherwise.
+ */
+
+export const WATCHDOG_STATES = [
+  "starting",
+  "healthy",
+  "suspect",
+  "frozen",
+  "down",
+  "recovering",
+  "exhausted",
+] as const;
+export type WatchdogState = (typeof WATCHDOG_STATES)[number];
+
+export const ACTION_KINDS = ["kill-runner", "restart"] as const;
+export type RemediationKind = (typeof ACTION_KINDS)[number];
+export const ACTION_RESULTS = ["success", "failure", "dry-run"] as const;
+export type ActionResult = (typeof ACTION_RESULTS)[number];
+
+/** One model as listed by /api/ps. */
+export interface LoadedModel {
+  name: string;
+  model: string;
+  size: number;
+  sizeVram: number;
+  digest: string;
+  /** ISO timestamp as Ollama reports it (far future for keep_alive < 0). */
+  expiresAt: string;
+  contextLength: number | null;
+  details?: Record<string, unknown>;
+}
+
+/** One GPU. Fields the tool reported as [N/A] / [Not Supported] are absent, never NaN or 0. */
+export interface GpuSample {
+  index: string;
+  uuid: string;
+  name: string;
+  /** 0..1 */
+  utilization?: number;
+  memoryUsedBytes?: number;
+  memoryTotalBytes?: number;
+  temperatureCelsius?: number;
+  powerWatts?: number;
+}
+
+/** One process found in procfs. */
+export interface ProcessSample {
+  pid: number;
+  ppid: number;
+  /** /proc/<pid>/cmdline with NUL → space, trimmed. */
+  cmdline: string;
+  /** Single-letter state from /proc/<pid>/stat: R S D Z T t I … */
+  state: string;
+  /** utime + stime in seconds. */
+  cpuSeconds: number;
+  /** Process start time since boot, seconds (field 22 / CLK_TCK). Identifies a pid across reuse. */
+  startSeconds: number;
+  rssBytes?: number;
+  /** Parsed from `--model <path>` when present. */
+  modelPath?: string;
+  /** Parsed from `--port N` when present. */
+  port?: number;
+}
+
+export type CanaryOutcome = "ok" | "timeout" | "error";
+
+/** A finished canary generation. */
+export interface CanaryResult {
+  model: string;
+  outcome: CanaryOutcome;
+  /** Monotonic ms when the request was sent. */
+  startedMono: number;
+  /** Time to first token (ms), when one arrived. */
+  ttftMs?: number;
+  durationMs: number;
+  /** HTTP status when the server answered with an error. */
+  status?: number;
+  error?: string;
+}
+
+/** A canary still waiting for its first token. */
+export interface CanaryInFlight {
+  model: string;
+  startedMono: number;
+}
+
+export interface JournalSignals {
+  /** Completed requests ([GIN] lines) seen since the previous tick. */
+  completions: number;
+  /** Lines that prove the GPU/driver is wedged (cudart init failure, CUDA error, …). */
+  wedgedGpuEvidence: string[];
+  /** Other notable lines (runner started/terminated, load timeouts). */
+  notable: string[];
+}
+
+/**
+ * Everything one tick learned about one target. A part that is `undefined` was not collected
+ * (collector not applicable or failed: see `collectors`).
+ */
+export interface Observation {
+  target: string;
+  mono: number;
+  wall: number;
+  api: { up: boolean; latencyMs?: number; version?: string; error?: string };
+  /** undefined when /api/ps failed or timed out this tick (see psError). */
+  ps?: { models: LoadedModel[]; latencyMs: number };
+  psError?: string;
+  tags?: { models: string[]; latencyMs: number };
+  /** Canaries that finished since the previous tick. */
+  canaryResults: CanaryResult[];
+  /** Canaries still waiting. */
+  canariesInFlight: CanaryInFlight[];
+  /** Host GPUs (shared by all targets on the host); undefined when no GPU backend applies. */
+  gpus?: GpuSample[];
+  processes?: { server: ProcessSample[]; runners: ProcessSample[] };
+  journal?: JournalSignals;
+  collectors: CollectorStatus[];
+  /** Results of remediation actions that finished since the previous tick. */
+  actionResults: ActionOutcome[];
+}
+
+export interface CollectorStatus {
+  collector: string;
+  /** false when it does not apply here (no GPU, no systemd): not an error. */
+  applies: boolean;
+  success: boolean;
+  durationMs: number;
+  error?: string;
+}
+
+/** What the detector/policy asks the shell to do. */
+export type Command =
+  | { kind: "canary"; model: string; numCtx: number | null; keepAlive: string | number }
+  | { kind: "kill-runner"; model: string; pid: number; reason: string }
+  | { kind: "restart"; reason: string };
+
+export interface ActionOutcome {
+  action: RemediationKind;
+  result: ActionResult;
+  startedWall: number;
+  durationMs: number;
+  detail?: string;
+  error?: string;
+}
+
+/** One tick's verdict for one target, as the detector/policy returned it. */
+export interface Verdict {
+  state: WatchdogState;
+  /** Why, in words a person reads ("canary on llama3.2 got no token for 75s; GPU idle"). */
+  reason: string;
+  /** How long demand has gone without progress (0 when not frozen). */
+  frozenForMs: number;
+  commands: Command[];
+  budget: { remaining: number; max: number };
+}
+
+/** Everything the daemon learned and decided in one tick for one target: fed to incidents and history. */
+export interface TickRecord {
+  target: string;
+  wall: number;
+  observation: Observation;
+  verdict: Verdict;
+}
+
+export interface IncidentSummary {
+  id: string;
+  target: string;
+  openedWall: number;
+  closedWall?: number;
+  /** "healed", "exhausted", "resolved-by-itself", or "open". */
+  outcome: "open" | "healed" | "exhausted" | "resolved-by-itself";
+  title: string;
+}
+
+/** The latest view of one target, read by telemetry, the HTTP server and the page. */
+export interface TargetSnapshot {
+  name: string;
+  url: string;
+  state: WatchdogState;
+  sinceWall: number;
+  reason: string;
+  frozenForMs: number;
+  budget: { remaining: number; max: number };
+  /** The latest observation (undefined before the first tick). */
+  observation?: Observation;
+  lastCanary?: CanaryResult;
+  lastIncident?: IncidentSummary;
+}
+
+export interface Snapshot {
+  version: string;
+  startedWall: number;
+  /** undefined until the first tick finished. */
+  lastTickWall?: number;
+  ticks: number;
+  intervalMs: number;
+  targets: TargetSnapshot[];
+  gpus: GpuSample[];
+}

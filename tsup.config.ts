@@ -1,0 +1,20 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: {
+    cli: "src/cli.ts",
+    // Child processes of the simulator: a runner per loaded model, and the fake nvidia-smi.
+    "simulator-runner": "src/simulator/runner-process.ts",
+    "fake-nvidia-smi": "src/simulator/fake-nvidia-smi.ts",
+    "bench/detection": "bench/detection.ts",
+    "bench/overhead": "bench/overhead.ts",
+  },
+  format: ["esm"],
+  platform: "node",
+  target: "node20",
+  splitting: true,
+  sourcemap: true,
+  // Not `clean`: several test files spawn dist/ entries while another build may run.
+  clean: false,
+  banner: { js: "#!/usr/bin/env node" },
+});
