@@ -117,6 +117,7 @@ export function buildProgram(): Command {
     .description("simulator + watchdog; a freeze is injected after ~20 s and healed, the story printed live")
     .option("--freeze-after <duration>", "when to inject the freeze", "20s")
     .option("--port <n>", "watchdog listen port", "11464")
+    .option("--once", "exit when the story is told (healed), instead of running until Ctrl-C")
     .action((opts) => exitWith(async () => (await import("./cli/demo.js")).demoCommand(opts)));
 
   return program;

@@ -1,14 +1,19 @@
-export async function installCommand(_opts: {
+import { runInstall, runUninstall } from "../install/installer.js";
+
+/** `install`: write, enable, start and verify the systemd service (src/install/). */
+export async function installCommand(opts: {
   config?: string;
   dryRun?: boolean;
   root?: string;
 }): Promise<number> {
-  throw new Error("not implemented yet");
+  return runInstall(opts);
 }
-export async function uninstallCommand(_opts: {
+
+/** `uninstall`: remove exactly what install created (its manifest says what). */
+export async function uninstallCommand(opts: {
   config?: string;
   dryRun?: boolean;
   root?: string;
 }): Promise<number> {
-  throw new Error("not implemented yet");
+  return runUninstall(opts);
 }

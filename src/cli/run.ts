@@ -1,3 +1,20 @@
-export async function runCommand(_opts: { config?: string }): Promise<number> {
-  throw new Error("not implemented yet");
+import { loadConfig } from "../config/load.js";
+import { createLogger } from "../core/log.js";
+import { Watchdog } from "../daemon/watchdog.js";
+
+/** `run`: the daemon, until SIGTERM/SIGINT (then a graceful stop and exit 0). */
+export async function runCommand(opts: { config?: string }): Promise<number> {
+  const config = loadConfig(opts.config);
+  const log = createLogger();
+  const watchdog = await Watchdog.start({ config, log });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "stopping");
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await watchdog.stop();
+  return 0;
 }

@@ -135,7 +135,14 @@ export interface CollectorStatus {
 /** What the detector/policy asks the shell to do. */
 export type Command =
   | { kind: "canary"; model: string; numCtx: number | null; keepAlive: string | number }
-  | { kind: "kill-runner"; model: string; pid: number; reason: string }
+  | {
+      kind: "kill-runner";
+      model: string;
+      pid: number;
+      /** The runner's start time as observed (ProcessSample.startSeconds): refuses a reused pid. */
+      startSeconds?: number;
+      reason: string;
+    }
   | { kind: "restart"; reason: string };
 
 export interface ActionOutcome {

@@ -1,0 +1,420 @@
+import { EventEmitter } from "node:events";
+import { runCanary } from "../collectors/canary.js";
+import type { CollectorContext } from "../collectors/collector.js";
+import { observeHost, observeTarget } from "../collectors/observe.js";
+import type { Config, TargetConfig } from "../config/schema.js";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { SpawnFn } from "../core/exec.js";
+import type { FetchFn } from "../core/http.js";
+import { createLogger, type Logger } from "../core/log.js";
+import type {
+  ActionOutcome,
+  CanaryResult,
+  Command,
+  GpuSample,
+  Observation,
+  Snapshot,
+  TargetSnapshot,
+  TickRecord,
+  Verdict,
+} from "../core/types.js";
+import { VERSION } from "../core/version.js";
+import { decide, initialMemory, type TargetMemory } from "../detector/decide.js";
+import { IncidentRecorder } from "../incidents/recorder.js";
+import { createNotifier, type Notifier } from "../install/notify.js";
+import { History } from "../page/history.js";
+import { pageRoutes } from "../page/routes.js";
+import { createExecutor, type Executor } from "../remediation/executor.js";
+import { Ledger } from "../remediation/ledger.js";
+import { apiRoutes } from "../server/api-routes.js";
+import { type HttpServer, startHttpServer } from "../server/http.js";
+import { Telemetry } from "../telemetry/metrics.js";
+import { writeTextfile } from "../telemetry/textfile.js";
+
+type HostObservation = Awaited<ReturnType<typeof observeHost>>;
+
+export interface WatchdogOptions {
+  config: Config;
+  clock?: Clock;
+  fetch?: FetchFn;
+  spawn?: SpawnFn;
+  log?: Logger;
+  notifier?: Notifier;
+  /** Kill function for kill-runner (tests inject); process.kill by default. */
+  kill?: (pid: number, signal: NodeJS.Signals) => void;
+}
+
+/** What the loop keeps per target between ticks: the shell's side of the detector's memory. */
+interface TargetRuntime {
+  config: TargetConfig;
+  executor: Executor;
+  memory: TargetMemory;
+  canaries: Map<string, { startedMono: number; abort: AbortController }>;
+  finishedCanaries: CanaryResult[];
+  actionInFlight: boolean;
+  finishedActions: ActionOutcome[];
+  snapshot: TargetSnapshot;
+  pending: Set<Promise<unknown>>;
+}
+
+/**
+ * The imperative shell: ticks on a timer, runs the collectors, feeds the pure `decide`, carries
+ * out its commands (canaries and remediation run in the background and report next tick), and
+ * publishes the snapshot that telemetry, the HTTP server and the page read.
+ */
+export class Watchdog {
+  readonly events = new EventEmitter();
+  readonly telemetry: Telemetry;
+  readonly incidents: IncidentRecorder;
+  readonly history = new History();
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly notifier: Notifier;
+  private readonly targets: TargetRuntime[];
+  private readonly startedWall: number;
+  private gpus: GpuSample[] = [];
+  private ticks = 0;
+  private lastTickWall: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private tickInProgress: Promise<void> | undefined;
+  private stopping = false;
+  private server: HttpServer | undefined;
+  private hostInFlight: Promise<void> | undefined;
+  private latestHost: { result: HostObservation; mono: number } | undefined;
+
+  private constructor(
+    private readonly config: Config,
+    private readonly options: WatchdogOptions,
+    private readonly ledger: Ledger,
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? createLogger();
+    this.notifier = options.notifier ?? createNotifier();
+    this.startedWall = this.clock.now();
+    const startMono = this.clock.monotonic();
+    this.incidents = IncidentRecorder.open({
+      stateDir: config.stateDir,
+      clock: this.clock,
+      log: this.log.child({ component: "incidents" }),
+    });
+    this.targets = config.targets.map((target) => ({
+      config: target,
+      executor: createExecutor({
+        config,
+        target,
+        clock: this.clock,
+        log: this.log.child({ component: "executor", target: target.name }),
+        ...(options.kill ? { kill: options.kill } : {}),
+      }),
+      memory: initialMemory(startMono),
+      canaries: new Map(),
+      finishedCanaries: [],
+      actionInFlight: false,
+      finishedActions: [],
+      pending: new Set(),
+      snapshot: {
+        name: target.name,
+        url: target.url,
+        state: "starting",
+        sinceWall: this.startedWall,
+        reason: "watchdog started",
+        frozenForMs: 0,
+        budget: { remaining: config.remediation.budget.max, max: config.remediation.budget.max },
+        lastIncident: this.incidents.lastIncident(target.name),
+      },
+    }));
+    this.telemetry = new Telemetry({ getSnapshot: () => this.snapshot() });
+  }
+
+  /** Opens the ledger, binds the listener, starts ticking. */
+  static async start(options: WatchdogOptions): Promise<Watchdog> {
+    const clock = options.clock ?? systemClock;
+    const log = options.log ?? createLogger();
+    const ledger = Ledger.open({
+      stateDir: options.config.stateDir,
+      clock,
+      log: log.child({ component: "ledger" }),
+      retainMs: Math.max(options.config.remediation.budget.window, 7 * 24 * 3600 * 1000),
+    });
+    const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
+    await watchdog.listen();
+    watchdog.notifier.ready(`listening on ${watchdog.url}`);
+    watchdog.log.info(
+      { url: watchdog.url, targets: options.config.targets.map((t) => t.name), version: VERSION },
+      "watchdog started",
+    );
+    watchdog.schedule(0);
+    return watchdog;
+  }
+
+  get url(): string {
+    return this.server?.url ?? "";
+  }
+
+  private async listen(): Promise<void> {
+    const routes = [
+      ...this.telemetry.routes(),
+      ...apiRoutes({
+        snapshot: () => this.snapshot(),
+        healthy: () => this.loopHealthy(),
+      }),
+      ...pageRoutes({
+        snapshot: () => this.snapshot(),
+        incidents: this.incidents,
+        history: this.history,
+      }),
+    ];
+    this.server = await startHttpServer(this.config.listen, routes, this.log.child({ component: "http" }));
+  }
+
+  /** The loop is alive when a tick finished within three intervals (or it just started). */
+  loopHealthy(): { ok: boolean; lastTickWall?: number; ticks: number } {
+    const limit = Math.max(3 * this.config.interval, 10_000);
+    const reference = this.lastTickWall ?? this.startedWall;
+    const ok = !this.stopping && this.clock.now() - reference <= limit;
+    return this.lastTickWall === undefined
+      ? { ok, ticks: this.ticks }
+      : { ok, lastTickWall: this.lastTickWall, ticks: this.ticks };
+  }
+
+  snapshot(): Snapshot {
+    const snapshot: Snapshot = {
+      version: VERSION,
+      startedWall: this.startedWall,
+      ticks: this.ticks,
+      intervalMs: this.config.interval,
+      targets: this.targets.map((t) => t.snapshot),
+      gpus: this.gpus,
+    };
+    if (this.lastTickWall !== undefined) snapshot.lastTickWall = this.lastTickWall;
+    return snapshot;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopping) return;
+    this.timer = setTimeout(() => {
+      this.tickInProgress = this.tick()
+        .then(() => undefined)
+        .catch((error: unknown) => this.log.error({ err: error }, "tick failed"))
+        .finally(() => {
+          this.tickInProgress = undefined;
+          this.schedule(this.config.interval);
+        });
+    }, delayMs);
+  }
+
+  /** One tick for every target; never throws, never takes longer than the collectors' deadlines. */
+  async tick(): Promise<TickRecord[]> {
+    const context = (target: TargetConfig, signal: AbortSignal): CollectorContext => ({
+      target,
+      config: this.config,
+      clock: this.clock,
+      fetch: this.options.fetch ?? fetch,
+      ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
+      procRoot: this.config.procRoot,
+      signal,
+      log: this.log.child({ component: "collector", target: target.name }),
+    });
+    const abort = new AbortController();
+    const host = await this.observeHostWithoutBlocking(
+      context(this.targets[0]?.config as TargetConfig, abort.signal),
+    );
+    this.gpus = host.gpus ?? [];
+    const records = await Promise.all(
+      this.targets.map((runtime) => this.tickTarget(runtime, context(runtime.config, abort.signal), host)),
+    );
+    this.ticks++;
+    this.lastTickWall = this.clock.now();
+    for (const record of records) {
+      this.incidents.onTick(record);
+      this.history.push(record);
+      const runtime = this.targets.find((t) => t.config.name === record.target);
+      if (runtime) runtime.snapshot.lastIncident = this.incidents.lastIncident(record.target);
+    }
+    if (this.config.textfile) {
+      try {
+        await writeTextfile(this.config.textfile, this.telemetry);
+      } catch (error) {
+        this.log.warn({ err: error, path: this.config.textfile }, "textfile write failed");
+      }
+    }
+    this.notifier.watchdog();
+    this.notifier.status(this.targets.map((t) => `${t.config.name}: ${t.snapshot.state}`).join(", "));
+    this.events.emit("tick", records);
+    return records;
+  }
+
+  /**
+   * The GPU tool is the one collector known to hang exactly when things go wrong (nvidia-smi on a
+   * wedged GPU), so it runs beside the loop: a tick waits for it only briefly and otherwise uses
+   * the last sample while it is fresh. A hanging tool costs its deadline once, not every tick.
+   */
+  private async observeHostWithoutBlocking(ctx: CollectorContext): Promise<HostObservation> {
+    if (!this.hostInFlight) {
+      this.hostInFlight = observeHost(ctx)
+        .then((result) => {
+          this.latestHost = { result, mono: this.clock.monotonic() };
+        })
+        .finally(() => {
+          this.hostInFlight = undefined;
+        });
+    }
+    const patience = Math.min(this.config.interval / 2, this.config.gpu.timeout);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.hostInFlight,
+      new Promise((resolve) => (timer = setTimeout(resolve, patience))),
+    ]);
+    clearTimeout(timer);
+    const freshFor = this.config.gpu.timeout + 2 * this.config.interval;
+    if (this.latestHost && this.clock.monotonic() - this.latestHost.mono <= freshFor)
+      return this.latestHost.result;
+    return {
+      status: {
+        collector: "gpu",
+        applies: true,
+        success: false,
+        durationMs: 0,
+        error: "GPU tool still running past the tick's patience; no fresh sample",
+      },
+    };
+  }
+
+  private async tickTarget(
+    runtime: TargetRuntime,
+    ctx: CollectorContext,
+    host: HostObservation,
+  ): Promise<TickRecord> {
+    const partial = await observeTarget(ctx, host.gpus);
+    const observation: Observation = {
+      ...partial,
+      collectors: [...partial.collectors, host.status],
+      canaryResults: runtime.finishedCanaries.splice(0),
+      canariesInFlight: [...runtime.canaries].map(([model, c]) => ({ model, startedMono: c.startedMono })),
+      actionResults: runtime.finishedActions.splice(0),
+    };
+    if (host.gpus) observation.gpus = host.gpus;
+    const nowMono = this.clock.monotonic();
+    const budget = this.ledger.budgetView(runtime.config.name, nowMono, {
+      dryRun: this.config.remediation.dryRun,
+    });
+    const { memory, verdict } = decide(
+      runtime.memory,
+      observation,
+      nowMono,
+      this.config,
+      runtime.config,
+      budget,
+    );
+    runtime.memory = memory;
+    this.publish(runtime, observation, verdict);
+    for (const command of verdict.commands) this.carryOut(runtime, command);
+    return { target: runtime.config.name, wall: observation.wall, observation, verdict };
+  }
+
+  private publish(runtime: TargetRuntime, observation: Observation, verdict: Verdict): void {
+    const previous = runtime.snapshot;
+    const log = this.log.child({ component: "detector", target: runtime.config.name });
+    if (previous.state !== verdict.state) {
+      log.info({ from: previous.state, to: verdict.state, reason: verdict.reason }, `state ${verdict.state}`);
+    }
+    for (const result of observation.canaryResults) this.telemetry.observeCanary(runtime.config.name, result);
+    if (observation.api.latencyMs !== undefined) {
+      this.telemetry.observeApiLatency(runtime.config.name, observation.api.latencyMs);
+    }
+    const lastCanary = observation.canaryResults.at(-1) ?? previous.lastCanary;
+    runtime.snapshot = {
+      name: runtime.config.name,
+      url: runtime.config.url,
+      state: verdict.state,
+      sinceWall: previous.state === verdict.state ? previous.sinceWall : observation.wall,
+      reason: verdict.reason,
+      frozenForMs: verdict.frozenForMs,
+      budget: verdict.budget,
+      observation,
+      ...(lastCanary ? { lastCanary } : {}),
+      ...(previous.lastIncident ? { lastIncident: previous.lastIncident } : {}),
+    };
+  }
+
+  private track(runtime: TargetRuntime, work: Promise<unknown>): void {
+    runtime.pending.add(work);
+    void work.finally(() => runtime.pending.delete(work));
+  }
+
+  private carryOut(runtime: TargetRuntime, command: Command): void {
+    if (this.stopping) return;
+    const log = this.log.child({ component: "executor", target: runtime.config.name });
+    if (command.kind === "canary") {
+      if (runtime.canaries.has(command.model)) return;
+      const abort = new AbortController();
+      const startedMono = this.clock.monotonic();
+      runtime.canaries.set(command.model, { startedMono, abort });
+      const work = runCanary({
+        url: runtime.config.url,
+        model: command.model,
+        numCtx: command.numCtx,
+        keepAlive: command.keepAlive,
+        prompt: this.config.detection.canary.prompt,
+        timeoutMs: this.config.detection.canary.timeout,
+        fetch: this.options.fetch ?? fetch,
+        clock: this.clock,
+        signal: abort.signal,
+      }).then((result) => {
+        runtime.canaries.delete(command.model);
+        runtime.finishedCanaries.push(result);
+        log.debug({ canary: result }, "canary finished");
+      });
+      this.track(runtime, work);
+      return;
+    }
+    if (runtime.actionInFlight) {
+      log.warn({ command }, "an action is still running; not starting another");
+      return;
+    }
+    runtime.actionInFlight = true;
+    log.warn(
+      { action: command.kind, reason: command.reason, dryRun: this.config.remediation.dryRun },
+      `action ${command.kind}`,
+    );
+    const work = runtime.executor.execute(command).then((outcome) => {
+      // The ledger learns the outcome before the next tick's observation carries it, so the
+      // budget never forgets an action (decide counts it itself until then).
+      this.ledger.append({
+        wall: outcome.startedWall,
+        target: runtime.config.name,
+        action: outcome.action,
+        result: outcome.result,
+        reason: command.reason,
+        durationMs: outcome.durationMs,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
+      });
+      runtime.actionInFlight = false;
+      runtime.finishedActions.push(outcome);
+      this.telemetry.countAction(runtime.config.name, outcome);
+      log[outcome.result === "failure" ? "error" : "info"](
+        { outcome },
+        `action ${outcome.action}: ${outcome.result}`,
+      );
+    });
+    this.track(runtime, work);
+  }
+
+  /** Graceful stop: no new ticks or actions, finish the tick in progress, abort canaries, close. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.notifier.stopping();
+    clearTimeout(this.timer);
+    await this.tickInProgress;
+    for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
+    const pending = this.targets.flatMap((t) => [...t.pending]);
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+    ]);
+    await this.server?.close();
+    this.log.info("watchdog stopped");
+  }
+}

@@ -1,0 +1,38 @@
+import type { ProcessSample } from "../core/types.js";
+
+/** What identifies a runner across pid reuse. */
+export interface RunnerIdentity {
+  pid: number;
+  startSeconds: number;
+}
+
+export function sameProcess(a: RunnerIdentity, b: RunnerIdentity): boolean {
+  return a.pid === b.pid && Math.abs(a.startSeconds - b.startSeconds) < 0.011;
+}
+
+/**
+ * The runner process serving a model, in order of confidence: the pid learned when the model
+ * and its runner appeared together; a runner whose `--model` path names the model or holds its
+ * digest; the only runner. Undefined when it cannot be told (then the ladder skips kill-runner).
+ */
+export function runnerForModel(
+  model: { name: string; digest?: string | undefined },
+  runners: readonly ProcessSample[],
+  knownPid: number | undefined,
+): ProcessSample | undefined {
+  if (knownPid !== undefined) {
+    const known = runners.find((r) => r.pid === knownPid);
+    if (known) return known;
+  }
+  const byPath = runners.filter((r) => r.modelPath !== undefined && modelPathMatches(r.modelPath, model));
+  if (byPath.length === 1) return byPath[0];
+  if (runners.length === 1) return runners[0];
+  return undefined;
+}
+
+function modelPathMatches(path: string, model: { name: string; digest?: string | undefined }): boolean {
+  const base = path.split("/").pop() ?? path;
+  if (path === model.name || base === model.name) return true;
+  const hex = model.digest?.replace(/^sha256[:-]/, "");
+  return hex !== undefined && hex.length >= 12 && path.includes(hex);
+}

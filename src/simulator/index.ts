@@ -1,0 +1,13 @@
+/** The fault-injecting Ollama simulator (DESIGN.md §8). */
+export { FAULTS, findFault } from "./faults/index.js";
+export { startSimulator } from "./simulator.js";
+export type {
+  FaultName,
+  FaultSpec,
+  ModelSpec,
+  RunnerInfo,
+  Simulator,
+  SimulatorOptions,
+  SimulatorTiming,
+} from "./types.js";
+export { FAULT_NAMES } from "./types.js";

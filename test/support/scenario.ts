@@ -1,0 +1,162 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../../src/config/load.js";
+import type { Config } from "../../src/config/schema.js";
+import { silentLogger } from "../../src/core/log.js";
+import type { TickRecord, WatchdogState } from "../../src/core/types.js";
+import { Watchdog } from "../../src/daemon/watchdog.js";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../../src/simulator/index.js";
+import { waitFor } from "./wait.js";
+
+/**
+ * Scaled-down timings for scenario tests: every ratio of the defaults is kept (canary.every =
+ * freezeAfter, canary.timeout = freezeAfter / 2, interval = freezeAfter / 4, …) at 1/40 of the time.
+ */
+export const SCALED = {
+  interval: "250ms",
+  detection: {
+    apiTimeout: "500ms",
+    downAfter: 3,
+    freezeAfter: "1500ms",
+    startupGrace: "500ms",
+    loadGrace: "3s",
+    canary: { every: "1500ms", timeout: "750ms" },
+  },
+  remediation: { cooldown: "1500ms", verifyWithin: "4s", budget: { max: 3, window: "1h" } },
+};
+
+export const MODEL = "llama3.2:1b";
+
+export interface Scenario {
+  simulator: Simulator;
+  watchdog: Watchdog;
+  config: Config;
+  stateDir: string;
+  /** Every tick record since the start. */
+  records: TickRecord[];
+  states(): WatchdogState[];
+  actions(): TickRecord["observation"]["actionResults"];
+  /** Resolves with the first tick from now on whose verdict is in `state`. */
+  waitForState(state: WatchdogState, timeoutMs?: number): Promise<TickRecord>;
+  /** Loads MODEL with one generation, then waits until the target is healthy. */
+  loadModelAndSettle(): Promise<void>;
+  restartWatchdog(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** argv of a restart command that POSTs to a URL (no shell): the watchdog's `command` restart kind. */
+export function restartArgv(restartUrl: string): string[] {
+  return [
+    process.execPath,
+    "-e",
+    "fetch(process.argv[1],{method:'POST'}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+    restartUrl,
+  ];
+}
+
+/**
+ * Plays the part of systemd for the in-process simulator: restarts it on request, even when the
+ * simulator itself crashed (F7) and its own control endpoint is gone.
+ */
+async function startSupervisor(restart: () => Promise<void>): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    if (req.method !== "POST") {
+      res.writeHead(405).end();
+      return;
+    }
+    restart().then(
+      () => res.writeHead(204).end(),
+      (error: unknown) => res.writeHead(500).end(String(error)),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/restart`, server };
+}
+
+export async function startScenario(
+  options: { simulator?: SimulatorOptions; config?: Record<string, unknown>; stateDir?: string } = {},
+): Promise<Scenario> {
+  const workDir = mkdtempSync(join(tmpdir(), "owd-scenario-"));
+  const stateDir = options.stateDir ?? join(workDir, "state");
+  const simulator = await startSimulator({
+    stateDir: join(workDir, "simulator"),
+    timing: { tokenIntervalMs: 10, loadMs: 100 },
+    ...options.simulator,
+  });
+  const supervisor = await startSupervisor(() => simulator.restart());
+  const config = parseConfig(
+    {
+      ...SCALED,
+      listen: "127.0.0.1:0",
+      stateDir,
+      targets: [
+        {
+          name: "sim",
+          url: simulator.url,
+          restart: { command: { argv: restartArgv(supervisor.url), timeout: "5s" } },
+        },
+      ],
+      gpu: { backend: "nvidia", nvidiaSmi: simulator.nvidiaSmiPath, timeout: "1s" },
+      ...options.config,
+    },
+    {},
+  );
+  const records: TickRecord[] = [];
+  let watchdog = await Watchdog.start({ config, log: silentLogger() });
+  const onTick = (batch: TickRecord[]) => records.push(...batch);
+  watchdog.events.on("tick", onTick);
+
+  const scenario: Scenario = {
+    simulator,
+    get watchdog() {
+      return watchdog;
+    },
+    config,
+    stateDir,
+    records,
+    states: () => records.map((r) => r.verdict.state),
+    actions: () => records.flatMap((r) => r.observation.actionResults),
+    waitForState: (state, timeoutMs = 15_000) => {
+      const from = records.length;
+      return waitFor(() => records.slice(from).find((r) => r.verdict.state === state), {
+        timeoutMs,
+        what: `state ${state}`,
+      });
+    },
+    async loadModelAndSettle() {
+      const response = await fetch(`${simulator.url}/api/generate`, {
+        method: "POST",
+        body: JSON.stringify({ model: MODEL, prompt: "hello", stream: false, keep_alive: "30m" }),
+      });
+      await response.text();
+      const from = records.length;
+      await waitFor(
+        () =>
+          records
+            .slice(from)
+            .some(
+              (r) =>
+                r.verdict.state === "healthy" &&
+                r.observation.canaryResults.some((c) => c.outcome === "ok" && c.model === MODEL),
+            ),
+        { timeoutMs: 15_000, what: "healthy with a successful canary" },
+      );
+    },
+    async restartWatchdog() {
+      await watchdog.stop();
+      watchdog = await Watchdog.start({ config, log: silentLogger() });
+      watchdog.events.on("tick", onTick);
+    },
+    async stop() {
+      await watchdog.stop();
+      await simulator.stop();
+      supervisor.server.closeAllConnections();
+      await new Promise((resolve) => supervisor.server.close(resolve));
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  return scenario;
+}

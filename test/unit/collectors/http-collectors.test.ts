@@ -1,0 +1,172 @@
+import type { ServerResponse } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { apiCollector } from "../../../src/collectors/api.js";
+import { parsePsResponse, psCollector } from "../../../src/collectors/ps.js";
+import { parseTagsResponse, tagsCollector } from "../../../src/collectors/tags.js";
+import { json, startServer, type TestServer, testContext } from "./support.js";
+
+const PS_BODY = {
+  models: [
+    {
+      name: "llama3.2:latest",
+      model: "llama3.2:latest",
+      size: 3_936_710_656,
+      digest: "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+      details: { format: "gguf", family: "llama", parameter_size: "3.2B", quantization_level: "Q4_K_M" },
+      expires_at: "2026-01-01T00:05:00.123456789Z",
+      size_vram: 3_936_710_656,
+      context_length: 8192,
+    },
+    {
+      name: "qwen3:0.6b",
+      model: "qwen3:0.6b",
+      size: 1_000_000,
+      digest: "7df6b6e09427",
+      details: {},
+      expires_at: "2318-05-20T03:10:44.000000001+02:00",
+      size_vram: 0,
+    },
+  ],
+};
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** Routes by path; a handler that never answers is a hang. */
+async function ollama(routes: Record<string, (response: ServerResponse) => void>) {
+  server = await startServer((request, response) => {
+    const route = routes[request.url ?? ""];
+    if (route) route(response);
+    else json(response, 404, { error: "not found" });
+  });
+  return server;
+}
+const hang = () => {};
+const contextFor = (url: string, apiTimeout = "5s") =>
+  testContext({ config: { targets: [{ name: "t", url }], detection: { apiTimeout } } });
+
+describe("api collector", () => {
+  it("up with version and latency", async () => {
+    const { url } = await ollama({ "/api/version": (r) => json(r, 200, { version: "0.12.6" }) });
+    const output = await apiCollector.collect(contextFor(url));
+    expect(output).toEqual({
+      applies: true,
+      value: { up: true, latencyMs: expect.any(Number), version: "0.12.6" },
+    });
+  });
+
+  it("a 500 is down with the status", async () => {
+    const { url } = await ollama({ "/api/version": (r) => json(r, 500, { error: "boom" }) });
+    const output = await apiCollector.collect(contextFor(url));
+    expect(output.applies && output.value).toMatchObject({ up: false, error: "/api/version: HTTP 500" });
+  });
+
+  it("a hang is down at apiTimeout", async () => {
+    const { url } = await ollama({ "/api/version": hang });
+    const started = performance.now();
+    const output = await apiCollector.collect(contextFor(url, "150ms"));
+    expect(output.applies && output.value).toMatchObject({
+      up: false,
+      error: "/api/version did not answer within 150ms",
+    });
+    expect(performance.now() - started).toBeLessThan(1500);
+  });
+
+  it("connection refused is down", async () => {
+    const { url } = await ollama({});
+    await server?.close();
+    server = undefined;
+    const output = await apiCollector.collect(contextFor(url));
+    expect(output.applies && output.value).toMatchObject({ up: false, error: "/api/version: ECONNREFUSED" });
+  });
+
+  it("works with a trailing slash in the target URL", async () => {
+    const { url } = await ollama({ "/api/version": (r) => json(r, 200, { version: "0.5.1" }) });
+    const output = await apiCollector.collect(contextFor(`${url}/`));
+    expect(output.applies && output.value.version).toBe("0.5.1");
+  });
+});
+
+describe("ps collector", () => {
+  it("maps snake_case to LoadedModel and measures latency", async () => {
+    const { url } = await ollama({ "/api/ps": (r) => json(r, 200, PS_BODY) });
+    const output = await psCollector.collect(contextFor(url));
+    expect(output).toEqual({
+      applies: true,
+      value: {
+        latencyMs: expect.any(Number),
+        models: [
+          {
+            name: "llama3.2:latest",
+            model: "llama3.2:latest",
+            size: 3_936_710_656,
+            sizeVram: 3_936_710_656,
+            digest: "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+            expiresAt: "2026-01-01T00:05:00.123456789Z",
+            contextLength: 8192,
+            details: PS_BODY.models[0]?.details,
+          },
+          {
+            name: "qwen3:0.6b",
+            model: "qwen3:0.6b",
+            size: 1_000_000,
+            sizeVram: 0,
+            digest: "7df6b6e09427",
+            expiresAt: "2318-05-20T03:10:44.000000001+02:00",
+            contextLength: null,
+            details: {},
+          },
+        ],
+      },
+    });
+  });
+
+  it("an empty list is no models", () => {
+    expect(parsePsResponse({ models: [] })).toEqual([]);
+    expect(() => parsePsResponse({})).toThrow(/no models array/);
+  });
+
+  it("a timeout is an error with a clear message", async () => {
+    const { url } = await ollama({ "/api/ps": hang });
+    await expect(psCollector.collect(contextFor(url, "150ms"))).rejects.toThrow(
+      "/api/ps did not answer within 150ms",
+    );
+  });
+
+  it("a 500 is an error carrying Ollama's text", async () => {
+    const { url } = await ollama({ "/api/ps": (r) => json(r, 500, { error: "scheduler is busy" }) });
+    await expect(psCollector.collect(contextFor(url))).rejects.toThrow(
+      "/api/ps: HTTP 500: scheduler is busy",
+    );
+  });
+});
+
+describe("tags collector", () => {
+  it("lists the model names", async () => {
+    const { url } = await ollama({
+      "/api/tags": (r) =>
+        json(r, 200, { models: [{ name: "llama3.2:latest" }, { name: "qwen3:0.6b", model: "qwen3:0.6b" }] }),
+    });
+    const output = await tagsCollector.collect(contextFor(url));
+    expect(output).toEqual({
+      applies: true,
+      value: { models: ["llama3.2:latest", "qwen3:0.6b"], latencyMs: expect.any(Number) },
+    });
+  });
+
+  it("parses bodies defensively", () => {
+    expect(parseTagsResponse({ models: [{ model: "only-model-key" }, {}, null] })).toEqual([
+      "only-model-key",
+    ]);
+  });
+
+  it("a hang is an error at apiTimeout", async () => {
+    const { url } = await ollama({ "/api/tags": hang });
+    await expect(tagsCollector.collect(contextFor(url, "150ms"))).rejects.toThrow(
+      "/api/tags did not answer within 150ms",
+    );
+  });
+});
