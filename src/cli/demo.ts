@@ -38,6 +38,10 @@ export async function demoCommand(opts: {
     timing: { tokenIntervalMs: 20, loadMs: 300 },
   });
   say(`simulated Ollama at ${simulator.url} (runners are real child processes)`);
+  // The simulator runs inside this process, which therefore plays `ollama serve`; a title unique
+  // to it keeps other Ollamas (or simulators) on this host from being mistaken for it.
+  const serverTitle = `ollama serve demo-${simulator.port}`;
+  process.title = serverTitle;
   const config = parseConfig({
     interval: "1s",
     listen: `127.0.0.1:${opts.port}`,
@@ -57,6 +61,7 @@ export async function demoCommand(opts: {
             timeout: "10s",
           },
         },
+        processes: { server: `^${serverTitle}` },
       },
     ],
     detection: {

@@ -112,10 +112,16 @@ export class ProcessScanner {
       (p) => p.argv && patterns.server.test(text(p)) && !patterns.runner.test(text(p)),
     );
     const serverPids = new Set(servers.map((p) => p.stat.pid));
+    // Runners are direct children of `ollama serve`. When the server is visible, only its own
+    // children count: another Ollama on the same host (another target) has runners of its own.
+    // Without a visible server (procfs of another namespace) every runner-looking process counts.
     // A zombie's argv is gone and a D-state one may be unreadable: a child of the server that cannot
     // be named is still one of its runners.
+    const ownedByServer = (p: ScannedProcess) => serverPids.size === 0 || serverPids.has(p.stat.ppid);
     const runners = scanned.filter(
-      (p) => (p.argv && patterns.runner.test(text(p))) || (!text(p) && serverPids.has(p.stat.ppid)),
+      (p) =>
+        (p.argv && patterns.runner.test(text(p)) && ownedByServer(p)) ||
+        (!text(p) && serverPids.has(p.stat.ppid)),
     );
     return {
       server: await Promise.all(servers.map((p) => this.sample(procRoot, p))),

@@ -123,6 +123,32 @@ export async function runDrill(
   if ("refused" in model) return refuse(model.refused);
   deps.print(`model ${model.name} is loaded${model.loadedByDrill ? " (loaded by the drill)" : ""}`);
 
+  // The watchdog must have seen the model answer (a successful canary) before the freeze, or it
+  // would rightly treat the silence as a model still loading (detection.loadGrace).
+  const canaryBefore = JSON.stringify(before.target.lastCanary ?? null);
+  const seenWithin = Math.min(
+    options.timeoutMs,
+    config.detection.loadGrace +
+      config.detection.canary.every +
+      config.detection.canary.timeout +
+      3 * config.interval +
+      10_000,
+  );
+  const seenBy = deps.now() + seenWithin;
+  for (;;) {
+    const now = await watchdogTarget();
+    const canary = now.target?.lastCanary;
+    const fresh = canary && JSON.stringify(canary) !== canaryBefore;
+    if (canary?.model === model.name && canary.outcome === "ok" && (fresh || !model.loadedByDrill)) break;
+    if (deps.now() > seenBy || deps.signal?.aborted) {
+      return refuse(
+        `the watchdog did not see ${model.name} answer a canary within ${Math.round(seenWithin / 1000)}s`,
+      );
+    }
+    await deps.sleep(500);
+  }
+  deps.print(`the watchdog has seen ${model.name} answer`);
+
   // 3. Its runner, found in procfs.
   const pick = pickRunner(listProcesses(deps.procRoot), target.processes, model.name);
   if (!pick.runner) return refuse(`cannot tell which runner to freeze: ${pick.why}`);

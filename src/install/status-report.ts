@@ -20,6 +20,7 @@ export interface WatchdogTargetStatus {
   budget?: { remaining: number; max: number };
   models?: Array<{ name: string }>;
   lastIncident?: IncidentSummary | null;
+  lastCanary?: { model: string; outcome: string; startedMono?: number } | null;
 }
 
 export interface WatchdogStatusBody {

@@ -28,10 +28,12 @@ export interface UnitInputs {
 
 /**
  * systemd's watchdog timeout: a tick must complete within it. Three intervals, and at least three
- * times the longest collector deadline (a tick waits for those), never under 10 s.
+ * times the longest collector deadline (a tick waits for those; nvidia-smi's only when a GPU backend
+ * may run), never under 10 s.
  */
 export function watchdogSecFor(config: Config): number {
-  const longestDeadlineMs = Math.max(config.detection.apiTimeout, config.gpu.timeout);
+  const gpuDeadlineMs = config.gpu.backend === "none" ? 0 : config.gpu.timeout;
+  const longestDeadlineMs = Math.max(config.detection.apiTimeout, gpuDeadlineMs);
   const ms = Math.max(3 * config.interval, 3 * longestDeadlineMs, 10_000);
   return Math.ceil(ms / 1000);
 }

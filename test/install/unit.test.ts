@@ -94,6 +94,8 @@ describe("the systemd unit", () => {
     const cases: Array<[Record<string, unknown>, number]> = [
       [{}, 45],
       [{ interval: "1s", detection: { apiTimeout: "1s" }, gpu: { timeout: "1s" } }, 10],
+      [{ interval: "1s", detection: { apiTimeout: "1s" }, gpu: { backend: "none" } }, 10],
+      [{ interval: "1s", detection: { apiTimeout: "1s" } }, 30],
       [{ interval: "1m" }, 180],
       [{ interval: "5s", gpu: { timeout: "20s" } }, 60],
     ];

@@ -87,6 +87,11 @@ export async function startScenario(
     ...options.simulator,
   });
   const supervisor = await startSupervisor(() => simulator.restart());
+  // The simulator runs inside this test process, so this process plays `ollama serve`: a title
+  // unique to this simulator lets the watchdog tell its runners from those of simulators that
+  // other test files run at the same time (as it tells two Ollama services apart on one host).
+  const serverTitle = `ollama serve sim-${simulator.port}`;
+  process.title = serverTitle;
   const config = parseConfig(
     {
       ...SCALED,
@@ -97,6 +102,7 @@ export async function startScenario(
           name: "sim",
           url: simulator.url,
           restart: { command: { argv: restartArgv(supervisor.url), timeout: "5s" } },
+          processes: { server: String.raw`^${serverTitle}\b` },
         },
       ],
       gpu: { backend: "nvidia", nvidiaSmi: simulator.nvidiaSmiPath, timeout: "1s" },

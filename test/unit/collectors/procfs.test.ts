@@ -257,14 +257,24 @@ describe("process scan", () => {
     expect(runners[0]).not.toHaveProperty("rssBytes");
   });
 
-  it("uses the target's regexes", async () => {
+  it("uses the target's regexes; without a visible server every runner-looking process counts", async () => {
+    for (const p of everyone) writeProcess(root, p);
+    const { server, runners } = await new ProcessScanner().scan(root, {
+      server: /no-such-server/,
+      runner: /llama-server/,
+    });
+    expect(server).toEqual([]);
+    expect(runners.map((p) => p.pid)).toEqual([2303]);
+  });
+
+  it("counts only the matched server's own children when the server is visible (two Ollamas, one host)", async () => {
     for (const p of everyone) writeProcess(root, p);
     const { server, runners } = await new ProcessScanner().scan(root, {
       server: /firefox/,
       runner: /llama-server/,
     });
     expect(server.map((p) => p.pid)).toEqual([3100]);
-    expect(runners.map((p) => p.pid)).toEqual([2303]);
+    expect(runners).toEqual([]);
   });
 
   describe("a process in D state whose cmdline read blocks (a FIFO stands in for the held mmap lock)", () => {

@@ -1,0 +1,328 @@
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfigText } from "../../src/config/load.js";
+import { defaultLayout } from "../../src/install/layout.js";
+import { sandboxDirectives, unitInputsFor } from "../../src/install/unit.js";
+import { bootMachine, CHECKOUT_IN_MACHINE, type Machine, nspawnUnavailable } from "../support/nspawn.js";
+import { CLI } from "../support/paths.js";
+import { waitFor } from "../support/wait.js";
+
+/**
+ * The real thing, in a real systemd (systemd-nspawn, ../shared/ENVIRONMENT.md): the simulator
+ * runs as ollama.service (User=ollama, like Ollama's own install), `install` installs the built
+ * CLI of this checkout, and the watchdog heals what it must — with only the rights it was given.
+ * The tests run in order against one machine.
+ */
+const unavailable =
+  nspawnUnavailable() ?? (existsSync(CLI) ? undefined : `${CLI} is missing: npx tsup first`);
+
+const CLI_IN_MACHINE = [`/usr/bin/node`, `${CHECKOUT_IN_MACHINE}/dist/cli.js`];
+const CONFIG_PATH = "/etc/owd-test/config.yaml";
+const CONFIG = `# Short timings so a test heals in seconds.
+interval: 1s
+listen: 127.0.0.1:11464
+targets:
+  - name: default
+    url: http://127.0.0.1:11434
+    restart: { systemd: { unit: ollama.service } }
+detection:
+  apiTimeout: 1s
+  downAfter: 2
+  freezeAfter: 3s
+  startupGrace: 2s
+  loadGrace: 5s
+  canary: { every: 2s, timeout: 2s }
+remediation:
+  cooldown: 1s
+  budget: { max: 10, window: 1h }
+  verifyWithin: 15s
+gpu: { backend: none }
+`;
+const OLLAMA_UNIT = `[Unit]
+Description=Ollama (the simulator standing in for it)
+
+[Service]
+User=ollama
+Group=ollama
+ExecStart=/usr/bin/node ${CHECKOUT_IN_MACHINE}/dist/cli.js simulate --port 11434 --state-dir /var/lib/ollama-sim
+StateDirectory=ollama-sim
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/** What the service may do, tried by hand with exactly its sandbox (the same directives). */
+const SANDBOX = sandboxDirectives(unitInputsFor(parseConfigText(CONFIG, {}), defaultLayout())).flatMap(
+  ([k, v]) => ["-p", `${k}=${v}`],
+);
+
+interface TargetStatus {
+  name: string;
+  state: string;
+  reason?: string;
+  budget: { remaining: number; max: number };
+  models: Array<{ name: string }>;
+  lastCanary?: { model: string; outcome: string } | null;
+}
+
+describe.skipIf(unavailable !== undefined)("installed in a real systemd (nspawn)", () => {
+  let machine: Machine;
+  let filesBefore: string[];
+
+  const cli = (args: string[], timeoutMs = 120_000) =>
+    machine.exec([...CLI_IN_MACHINE, ...args], { timeoutMs });
+  const show = async (unit: string, property: string) =>
+    (await machine.run(["systemctl", "show", "-p", property, "--value", unit])).trim();
+  const curl = async (args: string[]) =>
+    machine.exec(["curl", "-sS", "--max-time", "5", ...args], { timeoutMs: 10_000 });
+  const targetStatus = async (): Promise<TargetStatus | undefined> => {
+    const result = await curl(["http://127.0.0.1:11464/api/status"]);
+    if (result.exitCode !== 0) return undefined;
+    return (JSON.parse(result.stdout) as { targets: TargetStatus[] }).targets[0];
+  };
+  const asTheService = (argv: string[]) =>
+    machine.exec(
+      ["systemd-run", "--wait", "--pipe", "--quiet", "--service-type=exec", ...SANDBOX, "--", ...argv],
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  const generate = (model: string) =>
+    curl([
+      "-X",
+      "POST",
+      "http://127.0.0.1:11434/api/generate",
+      "-d",
+      JSON.stringify({ model, prompt: "hi", stream: false, options: { num_predict: 1 } }),
+    ]);
+  /** Loads a model and waits until the watchdog has seen it answer a canary. */
+  const loadedModel = async () => {
+    const tags = JSON.parse((await curl(["http://127.0.0.1:11434/api/tags"])).stdout) as {
+      models: Array<{ name: string }>;
+    };
+    const model = tags.models[0]?.name as string;
+    expect((await generate(model)).exitCode).toBe(0);
+    await waitFor(
+      async () => {
+        const t = await targetStatus();
+        return t?.state === "healthy" && t.lastCanary?.model === model && t.lastCanary.outcome === "ok";
+      },
+      { timeoutMs: 30_000, everyMs: 250, what: `the watchdog to see ${model} answer` },
+    );
+    return model;
+  };
+  const snapshotFiles = async () =>
+    (await machine.run(["find", "/etc", "/var/lib", "/usr/local", "-xdev"]))
+      .split("\n")
+      // Backups the shadow tools keep of passwd/group/shadow when a user is added or removed.
+      .filter((p) => p && !/^\/etc\/(passwd|group|shadow|gshadow)-$/.test(p))
+      // Journal files and systemd's own bookkeeping change on their own.
+      .filter((p) => !p.startsWith("/var/lib/systemd/") && !p.startsWith("/var/log/"))
+      .sort();
+
+  beforeAll(async () => {
+    machine = await bootMachine();
+    await machine.run(["systemd-sysusers", "--inline", "u ollama - - /var/lib/ollama"]);
+    await machine.writeFile("/etc/systemd/system/ollama.service", OLLAMA_UNIT);
+    await machine.run(["systemctl", "daemon-reload"]);
+    await machine.run(["systemctl", "enable", "--now", "ollama.service"]);
+    await waitFor(async () => (await curl(["http://127.0.0.1:11434/api/version"])).exitCode === 0, {
+      timeoutMs: 30_000,
+      what: "the simulator as ollama.service",
+    }).catch(async (error) => {
+      const journal = await machine.exec([
+        "journalctl",
+        "-u",
+        "ollama.service",
+        "-o",
+        "cat",
+        "--no-pager",
+        "-n",
+        "30",
+      ]);
+      throw new Error(`${(error as Error).message}\n${journal.stdout}`);
+    });
+    await machine.writeFile(CONFIG_PATH, CONFIG);
+    filesBefore = await snapshotFiles();
+  }, 120_000);
+
+  afterAll(async () => {
+    await machine?.poweroff();
+  });
+
+  it("install writes, enables, starts and verifies the service; a second run changes nothing", async () => {
+    const first = await cli(["install", "--config", CONFIG_PATH]);
+    expect(first.stdout, first.stderr).toContain("installed and verified");
+    expect(first.exitCode).toBe(0);
+    expect(await show("ollama-watchdog.service", "ActiveState")).toBe("active");
+    expect(await show("ollama-watchdog.service", "UnitFileState")).toBe("enabled");
+    expect(await show("ollama-watchdog.service", "WatchdogUSec")).toBe("10s");
+
+    const second = await cli(["install", "--config", CONFIG_PATH]);
+    expect(second.stdout).toContain("nothing to change");
+    expect(second.exitCode).toBe(0);
+  });
+
+  it("doctor passes", async () => {
+    const doctor = await cli(["doctor"], 60_000);
+    expect(doctor.stdout, doctor.stderr).toContain("all checks passed");
+    expect(doctor.stdout).toContain("✓ runs as the service user with CAP_KILL only");
+    expect(doctor.stdout).toContain("✓ restart right granted (ollama.service)");
+    expect(doctor.exitCode).toBe(0);
+  });
+
+  it("status reports Ollama and the watchdog", async () => {
+    const status = await cli(["status", "--config", CONFIG_PATH, "--json"], 30_000);
+    const report = JSON.parse(status.stdout) as {
+      ollama: { up: boolean; version: string };
+      watchdog: { service: string; running: boolean; targets: TargetStatus[] };
+    };
+    expect(report.ollama.up).toBe(true);
+    expect(report.watchdog).toMatchObject({ service: "active", running: true });
+    expect(report.watchdog.targets[0]?.budget.max).toBe(10);
+  });
+
+  it("the service can restart ollama.service and SIGKILL Ollama's processes, and nothing broader", async () => {
+    const invocation = await show("ollama.service", "InvocationID");
+    const restart = await asTheService(["systemctl", "restart", "ollama.service"]);
+    expect(restart.exitCode, restart.stderr).toBe(0);
+    expect(await show("ollama.service", "InvocationID")).not.toBe(invocation);
+
+    for (const argv of [
+      ["systemctl", "stop", "ollama.service"],
+      ["systemctl", "start", "ollama.service"],
+      ["systemctl", "restart", "systemd-journald.service"],
+      ["systemctl", "restart", "ollama-watchdog.service"],
+    ]) {
+      const denied = await asTheService(argv);
+      expect(denied.exitCode, argv.join(" ")).not.toBe(0);
+      expect(denied.stderr).toContain("Interactive authentication required");
+    }
+    expect(await show("ollama.service", "ActiveState")).toBe("active");
+
+    // Only the state dir is writable; homes are invisible; no capability but CAP_KILL.
+    expect((await asTheService(["touch", "/var/lib/ollama-watchdog/probe"])).exitCode).toBe(0);
+    for (const path of ["/etc/probe", "/usr/local/probe", "/var/lib/ollama-sim/probe"]) {
+      expect((await asTheService(["touch", path])).exitCode, path).not.toBe(0);
+    }
+    expect((await asTheService(["ls", "/root"])).exitCode).not.toBe(0);
+    const caps = await asTheService(["grep", "-E", "^Cap(Eff|Bnd)", "/proc/self/status"]);
+    expect(caps.stdout).toMatch(/CapEff:\s+0000000000000020/);
+    expect(caps.stdout).toMatch(/CapBnd:\s+0000000000000020/);
+    await machine.run(["rm", "-f", "/var/lib/ollama-watchdog/probe"]);
+
+    // A process of user ollama (as a runner is): the service may stop and kill it.
+    await machine.run([
+      "systemd-run",
+      "--unit=fake-runner",
+      "--uid=ollama",
+      "/bin/bash",
+      "-c",
+      'exec -a "ollama runner" sleep 600',
+    ]);
+    const pid = await show("fake-runner.service", "MainPID");
+    expect((await asTheService(["kill", "-KILL", pid])).exitCode).toBe(0);
+    await waitFor(async () => (await show("fake-runner.service", "Result")) === "signal", {
+      what: "the fake runner killed",
+    });
+  });
+
+  it("a frozen runner (runner-deadlock) is healed by the installed service, without a restart", async () => {
+    const model = await loadedModel();
+    const invocation = await show("ollama.service", "InvocationID");
+    const budget = (await targetStatus())?.budget.remaining as number;
+    await curl(["-X", "POST", "http://127.0.0.1:11434/_sim/fault", "-d", '{"name":"runner-deadlock"}']);
+    await waitFor(async () => (await targetStatus())?.state !== "healthy", {
+      timeoutMs: 30_000,
+      everyMs: 250,
+      what: "the freeze detected",
+    });
+    await waitFor(
+      async () => {
+        const t = await targetStatus();
+        return (
+          t?.state === "healthy" && t.budget.remaining < budget && (await generate(model)).exitCode === 0
+        );
+      },
+      { timeoutMs: 60_000, everyMs: 500, what: "healed: healthy again, an action spent, a generation works" },
+    );
+    expect(await show("ollama.service", "InvocationID")).toBe(invocation);
+  });
+
+  it("a scheduler-level freeze gets ollama.service really restarted (its InvocationID changes)", async () => {
+    await curl(["-X", "DELETE", "http://127.0.0.1:11434/_sim/fault"]);
+    await loadedModel();
+    const invocation = await show("ollama.service", "InvocationID");
+    await curl(["-X", "POST", "http://127.0.0.1:11434/_sim/fault", "-d", '{"name":"scheduler-deadlock"}']);
+    await waitFor(async () => (await show("ollama.service", "InvocationID")) !== invocation, {
+      timeoutMs: 90_000,
+      everyMs: 500,
+      what: "ollama.service restarted by the watchdog",
+    });
+    await waitFor(async () => (await targetStatus())?.state === "healthy", {
+      timeoutMs: 60_000,
+      everyMs: 500,
+      what: "healthy after the restart",
+    });
+  });
+
+  it("SIGSTOP of the watchdog itself gets it restarted by systemd's watchdog, budget intact", async () => {
+    const before = (await targetStatus())?.budget;
+    const pid = await show("ollama-watchdog.service", "MainPID");
+    const restarts = Number(await show("ollama-watchdog.service", "NRestarts"));
+    await machine.run(["kill", "-STOP", pid]);
+    await waitFor(
+      async () =>
+        (await show("ollama-watchdog.service", "MainPID")) !== pid &&
+        (await show("ollama-watchdog.service", "ActiveState")) === "active",
+      {
+        timeoutMs: 40_000,
+        everyMs: 500,
+        what: "systemd's watchdog to restart the service (WatchdogSec=10s)",
+      },
+    );
+    expect(Number(await show("ollama-watchdog.service", "NRestarts"))).toBe(restarts + 1);
+    const journal = await machine.run([
+      "journalctl",
+      "-u",
+      "ollama-watchdog.service",
+      "-o",
+      "cat",
+      "--no-pager",
+    ]);
+    expect(journal).toContain("Watchdog timeout");
+    const after = await waitFor(async () => (await targetStatus())?.budget, {
+      timeoutMs: 20_000,
+      what: "/api/status",
+    });
+    expect(after).toEqual(before);
+  });
+
+  it("drill freezes the runner, times detection and recovery, and always resumes it", async () => {
+    await loadedModel();
+    const drill = await cli(["drill", "--config", CONFIG_PATH, "--timeout", "90s", "--json"], 150_000);
+    const report = JSON.parse(drill.stdout) as {
+      outcome: string;
+      detectedAfterMs: number;
+      recoveredAfterMs: number;
+      runner: { pid: number };
+    };
+    expect(report.outcome, drill.stdout).toBe("recovered");
+    expect(report.detectedAfterMs).toBeLessThan(report.recoveredAfterMs);
+    const state = await machine.exec(["grep", "^State", `/proc/${report.runner.pid}/status`]);
+    expect(state.stdout).not.toContain("stopped");
+  });
+
+  it("uninstall leaves nothing behind", async () => {
+    const uninstall = await cli(["uninstall"]);
+    expect(uninstall.stdout, uninstall.stderr).toContain("uninstalled");
+    expect(uninstall.exitCode).toBe(0);
+    expect(await show("ollama-watchdog.service", "LoadState")).toBe("not-found");
+    expect((await machine.exec(["getent", "passwd", "ollama-watchdog"])).exitCode).not.toBe(0);
+    expect((await machine.exec(["getent", "group", "ollama-watchdog"])).exitCode).not.toBe(0);
+    expect(await snapshotFiles()).toEqual(filesBefore);
+    expect(await show("ollama.service", "ActiveState")).toBe("active");
+  });
+});
