@@ -142,33 +142,3 @@ function errorTextOf(body: string, status: number): string {
   }
   return body.trim().slice(0, 500) || `HTTP ${status}`;
 }
-
-/** expires_at beyond this means keep_alive < 0 (Ollama adds ~292 years, the largest Go duration). */
-const FOREVER_AFTER_YEAR = 2200;
-/**
- * keep_alive for a model whose expiry has already passed. It must be positive: keep_alive 0 means
- * "unload now" and Ollama then answers at once without generating, so the canary would prove
- * nothing. An expiry in the past means either the model is stuck "Stopping…" (then anything works,
- * and a short value lets it go soon after a canary that unsticks it) or a request is still running
- * (Ollama re-arms the timer only when the last request finishes, using the latest request's
- * keep_alive, so a tiny value would unload the model right after the user's generation). 30 s is
- * a compromise, and it stays below the default canary.every (60 s), so periodic canaries alone
- * never keep an expired model loaded.
- */
-export const EXPIRED_MODEL_KEEP_ALIVE_SECONDS = 30;
-
-/**
- * The keep_alive that preserves a loaded model's current expiry, so a canary never keeps a model
- * loaded longer than its user asked: -1 (forever) when it was loaded with keep_alive < 0, else the
- * whole seconds left, rounded up so a model about to expire never gets 0 (= unload now). A number
- * is seconds for Ollama. Rounding up and the canary's own duration can extend the expiry by a
- * second or two per canary; that is the price of never sending 0.
- */
-export function canaryKeepAlive(expiresAtIso: string, nowWallMs: number): number {
-  const expiresAtMs = Date.parse(expiresAtIso);
-  if (Number.isNaN(expiresAtMs)) return EXPIRED_MODEL_KEEP_ALIVE_SECONDS;
-  if (new Date(expiresAtMs).getUTCFullYear() > FOREVER_AFTER_YEAR) return -1;
-  const remainingMs = expiresAtMs - nowWallMs;
-  if (remainingMs <= 0) return EXPIRED_MODEL_KEEP_ALIVE_SECONDS;
-  return Math.ceil(remainingMs / 1000);
-}

@@ -23,7 +23,8 @@
  *   GPU makes every timeout inconclusive (safe side: B2/B4 never look frozen).
  * - Frozen: demand without progress for `freezeAfter`. A canary that timed out while progress was
  *   seen during its wait is inconclusive (B4): its demand ends with it. While any model is in its
- *   load grace nothing is judged frozen (a canary may wait behind the load, B3).
+ *   load grace nothing is judged frozen, and a canary timing out then is inconclusive too (it may
+ *   wait behind the load, B3).
  * - Scheduler freeze (F5): `/api/ps` failing every tick for `freezeAfter` while `/api/version`
  *   answers → `frozen`, ladder straight to `restart`.
  * - Canaries: only models listed in `/api/ps`, none in load grace, at most one in flight per model,
@@ -37,8 +38,11 @@
  * - Grace: `starting` for `startupGrace` after the watchdog starts and after Ollama (re)starts
  *   (server pid/start time changed, or the API is back after `down`); a successful canary ends it
  *   early (Ollama has proven healthy). A model is loading (B3) from when it first appears in
- *   `/api/ps` (models already there on the watchdog's first look are not) or its runner pid
- *   changes, for `loadGrace` or until a canary on it succeeds.
+ *   `/api/ps` (models already there on the watchdog's first look are not), its runner pid
+ *   changes, or its expires_at moves in step with the clock between polls (Ollama lists a loading
+ *   model as "now + keep-alive"; this catches loads begun before the first look), for `loadGrace`
+ *   or until a canary on it succeeds or its expiry stops moving (Ollama fixes it when the loading
+ *   request finishes), so a freshly loaded model is watched at once.
  * - Remediation (policy.ts): a frozen model climbs `remediation.ladder` (kill-runner needs the
  *   model's runner; if it cannot be told, that step is skipped); after each action `recovering`
  *   until verified within `verifyWithin`: model → a canary on it (issued once the action's
@@ -406,6 +410,14 @@ function trackModels(m: TargetMemory, obs: Observation, now: number, rates: Runn
       // expiry that moves with the clock is a load in progress, even one that began before the
       // watchdog's first look (a finished request moves it once, not in step with the clock).
       mm.loadingSinceMono = now;
+    } else if (
+      mm.loadingSinceMono !== undefined &&
+      mm.expiryLeadMs !== undefined &&
+      model.expiresAt === mm.expiresAt
+    ) {
+      // The expiry stopped moving: Ollama fixed it when the request that loaded the model
+      // finished, so the load is over and the model can be watched (and canaried) at once.
+      mm.loadingSinceMono = undefined;
     }
     mm.expiryLeadMs = Number.isFinite(lead) ? lead : undefined;
     mm.digest = model.digest;
@@ -497,6 +509,13 @@ function receiveCanaryResults(t: Tick): void {
       t.notes.push(
         `canary on ${mm.name} timed out while other work progressed (${m.lastProgress.why}): inconclusive, not a freeze`,
       );
+      mm.episode = undefined;
+      continue;
+    }
+    // A canary may wait behind a model load (Ollama's scheduler loads one model at a time).
+    const loading = Object.values(m.models).find((other) => isLoading(other, now, t.config));
+    if (loading) {
+      t.notes.push(`canary on ${mm.name} timed out while ${loading.name} loads: inconclusive, not a freeze`);
       mm.episode = undefined;
       continue;
     }

@@ -1,9 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  canaryKeepAlive,
-  EXPIRED_MODEL_KEEP_ALIVE_SECONDS,
-  runCanary,
-} from "../../../src/collectors/canary.js";
+import { runCanary } from "../../../src/collectors/canary.js";
 import { systemClock } from "../../../src/core/clock.js";
 import { waitFor } from "../../support/wait.js";
 import { json, startServer, type TestServer } from "./support.js";
@@ -146,35 +142,5 @@ describe("runCanary", () => {
     const running = canary(server.url, { signal: shutdown.signal, timeoutMs: 10_000 });
     shutdown.abort();
     expect(await running).toMatchObject({ outcome: "error", error: "canary aborted" });
-  });
-});
-
-describe("canaryKeepAlive", () => {
-  const now = Date.parse("2026-01-01T00:00:00Z");
-
-  it("keep_alive < 0 (expiry centuries ahead) stays forever", () => {
-    expect(canaryKeepAlive("2318-05-20T03:10:44.123456789+02:00", now)).toBe(-1);
-  });
-
-  it("a future expiry becomes the whole seconds left, rounded up", () => {
-    expect(canaryKeepAlive("2026-01-01T00:04:59.200Z", now)).toBe(300);
-    expect(canaryKeepAlive("2026-01-01T00:05:00Z", now)).toBe(300);
-    expect(canaryKeepAlive("2026-01-01T00:00:00.001Z", now)).toBe(1);
-  });
-
-  it("reads Ollama's nanosecond timestamps with offsets", () => {
-    expect(canaryKeepAlive("2026-01-01T01:00:30.999999999+01:00", now)).toBe(31);
-  });
-
-  it("a past or exact expiry (stuck 'Stopping…') gets a small positive value, never 0", () => {
-    expect(canaryKeepAlive("2025-12-31T23:59:00Z", now)).toBe(EXPIRED_MODEL_KEEP_ALIVE_SECONDS);
-    expect(canaryKeepAlive("2026-01-01T00:00:00Z", now)).toBe(EXPIRED_MODEL_KEEP_ALIVE_SECONDS);
-    expect(canaryKeepAlive("0001-01-01T00:00:00Z", now)).toBe(EXPIRED_MODEL_KEEP_ALIVE_SECONDS);
-    expect(EXPIRED_MODEL_KEEP_ALIVE_SECONDS).toBeGreaterThan(0);
-  });
-
-  it("an unreadable expiry is treated like an expired one", () => {
-    expect(canaryKeepAlive("", now)).toBe(EXPIRED_MODEL_KEEP_ALIVE_SECONDS);
-    expect(canaryKeepAlive("garbage", now)).toBe(EXPIRED_MODEL_KEEP_ALIVE_SECONDS);
   });
 });

@@ -256,7 +256,7 @@ describe("decide: benign rows produce zero actions over many times freezeAfter",
   it("B3 big model load: listed in /api/ps, runner in D state reading weights, no tokens for minutes", () => {
     const world = warmWorld();
     const at = world.t;
-    world.load("big-70b", { size: 40e9, sizeVram: 40e9 });
+    const big = world.load("big-70b", { size: 40e9, sizeVram: 40e9, loadingKeepAliveMs: 5 * MIN });
     world.runnerOf("big-70b").state = "D";
     // While it loads, every generation waits behind it (the scheduler is busy).
     world.fate = () => ({ kind: "hang" });
@@ -265,7 +265,22 @@ describe("decide: benign rows produce zero actions over many times freezeAfter",
       world.canaries.filter((c) => c.t >= at && c.command.kind === "canary" && c.command.model === "big-70b"),
     ).toEqual([]);
     expect(world.trace.at(-1)?.reason).toMatch(/big-70b loading for/);
+    big.loadingKeepAliveMs = undefined;
     world.runnerOf("big-70b").state = "S";
+    world.fate = () => undefined;
+    world.run(WINDOW);
+    expectCalm(world);
+  });
+
+  it("B3 a load already under way at the watchdog's first look: its expiry moves with the clock", () => {
+    const world = new World();
+    const big = world.load("big-70b", { size: 40e9, sizeVram: 40e9, loadingKeepAliveMs: 5 * MIN });
+    world.fate = () => ({ kind: "hang" });
+    world.run(4 * MIN);
+    expect(world.actions).toEqual([]);
+    expect(world.trace.at(-1)?.reason).toMatch(/big-70b loading for/);
+    big.loadingKeepAliveMs = undefined;
+    big.expiresAt = new Date(world.wall + 5 * MIN).toISOString();
     world.fate = () => undefined;
     world.run(WINDOW);
     expectCalm(world);
@@ -339,10 +354,10 @@ describe("decide: grace periods", () => {
     expect(world.trace.at(-1)?.reason).toMatch(/Ollama restarted/);
   });
 
-  it("a model loaded after start is in load grace: no canary, not frozen, until loadGrace passes", () => {
+  it("a model loading after start is in load grace: no canary, not frozen, until loadGrace passes", () => {
     const world = warmWorld();
     const at = world.t;
-    world.load("qwen3");
+    world.load("qwen3", { loadingKeepAliveMs: 5 * MIN });
     world.frozen = true;
     world.run(5 * MIN - 15_000);
     expect(
@@ -352,6 +367,20 @@ describe("decide: grace periods", () => {
     expect(world.actions).toEqual([]);
     world.run(3 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
     expect(world.actions.length).toBe(1);
+  });
+
+  it("a load that has finished (its expiry stopped moving) is watched at once, not after loadGrace", () => {
+    const world = warmWorld();
+    const qwen = world.load("qwen3", { loadingKeepAliveMs: 5 * MIN });
+    world.run(30_000);
+    qwen.loadingKeepAliveMs = undefined;
+    qwen.expiresAt = new Date(world.wall + 5 * MIN).toISOString();
+    world.tick();
+    const loadedAt = world.t;
+    world.frozen = true;
+    world.run(5 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
+    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner" });
+    expect((world.actions[0]?.t ?? Number.POSITIVE_INFINITY) - loadedAt).toBeLessThanOrEqual(135_000);
   });
 
   it("a runner pid change (model reloaded) restarts the load grace", () => {

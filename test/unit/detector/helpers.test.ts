@@ -13,6 +13,7 @@ describe("keepAliveFor: a canary preserves the model's expiry", () => {
     ["already past (stuck Stopping)", new Date(NOW - 60_000).toISOString(), EXPIRED_KEEP_ALIVE_SECONDS],
     ["zero time (not set yet)", "0001-01-01T00:00:00Z", undefined],
     ["unparsable", "soon", undefined],
+    ["Ollama's nanosecond timestamp with an offset", "2026-01-01T13:00:30.999999999+01:00", 31],
   ])("%s", (_name, expiresAt, expected) => {
     expect(keepAliveFor(expiresAt, NOW)).toBe(expected);
   });

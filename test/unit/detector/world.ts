@@ -34,6 +34,8 @@ export interface SimModel {
   contextLength: number | null;
   /** ISO expiry; `null` = keep_alive -1 (far future). */
   expiresAt: string | null;
+  /** While loading, Ollama lists the model with expires_at = now + keep-alive on every poll. */
+  loadingKeepAliveMs?: number;
   size: number;
   sizeVram: number;
   runnerPid: number;
@@ -209,7 +211,10 @@ export class World {
       size: m.size,
       sizeVram: m.sizeVram,
       digest: `sha256:${m.name}`,
-      expiresAt: m.expiresAt ?? FOREVER,
+      expiresAt:
+        m.loadingKeepAliveMs !== undefined
+          ? new Date(this.wall + m.loadingKeepAliveMs).toISOString()
+          : (m.expiresAt ?? FOREVER),
       contextLength: m.contextLength,
     };
   }
