@@ -32,8 +32,8 @@ export const BASH_DEFAULTS = {
 /** Lower bounds (ms) applied after scaling: an HTTP answer or an nvidia-smi run waited for less is noise. */
 export const FLOORS = { apiTimeout: 500, gpuTimeout: 1_000 } as const;
 
-export type WatchdogTimings = { [K in keyof typeof WATCHDOG_DEFAULTS]: number };
-export type BashTimings = { [K in keyof typeof BASH_DEFAULTS]: number };
+export type WatchdogTimings = { -readonly [K in keyof typeof WATCHDOG_DEFAULTS]: number };
+export type BashTimings = { -readonly [K in keyof typeof BASH_DEFAULTS]: number };
 
 export function scaledWatchdog(factor: number): WatchdogTimings {
   const out = {} as WatchdogTimings;

@@ -142,6 +142,7 @@ describe("observability end to end: the real daemon, Prometheus, Alertmanager an
       FOR * 1000 + 4_000,
     );
 
+    console.log("FROZENFOR", frozenFor);
     const alert = await waitForAlert(prom, "OllamaFrozen", "firing", {
       labels: { target: TARGET },
       timeoutMs: 15_000,
