@@ -30,6 +30,9 @@ import { generate, sleep, startBenchTarget, titleProcess } from "./lib/target.js
 
 type Rule = "watchdog" | "bash";
 
+/** Run once at the default timings: the seed incident, and the same under traffic to another model. */
+const FULL_SCENARIOS = ["F1", "F1+traffic"];
+
 interface Job {
   scenario: string;
   rule: Rule;
@@ -67,7 +70,7 @@ async function runJob(job: Job): Promise<RunResult> {
     serverPattern,
     simulator: {
       ...(def.numParallel ? { numParallel: def.numParallel } : {}),
-      timing: { tokenIntervalMs: 10, loadMs: 100, gpuBusyWindowMs: Math.max(25, Math.round(1000 / factor)) },
+      timing: { tokenIntervalMs: 10, loadMs: 100 },
     },
   });
   const actions: { kind: ActionAt["kind"]; at: number }[] = [];
@@ -135,7 +138,7 @@ async function runJob(job: Job): Promise<RunResult> {
       if (!ok) throw new Error(`setup: loading ${model} failed`);
     }
     def.before?.(ctx);
-    await settle(job.rule, def, records, w, b, factor);
+    await settle(job.rule, def, records, w, b);
     actions.length = 0;
 
     const t0 = performance.now();
@@ -161,7 +164,11 @@ async function runJob(job: Job): Promise<RunResult> {
     if (actions.length > 0) onAction();
     const end = t0 + def.windowEq / factor;
     while (performance.now() < end) {
-      if (job.stopWhenRecovered && recoveredAt !== undefined && performance.now() > recoveredAt + 2 * w.interval)
+      if (
+        job.stopWhenRecovered &&
+        recoveredAt !== undefined &&
+        performance.now() > recoveredAt + 2 * w.interval
+      )
         break;
       await sleep(Math.min(100, w.interval / 2));
     }
@@ -175,6 +182,20 @@ async function runJob(job: Job): Promise<RunResult> {
         if (at >= t0 && !states.includes(record.verdict.state)) states.push(record.verdict.state);
       }
       notes.push(`states: ${states.join(" → ")}`);
+      // Why a fault went unanswered: the verdicts' distinct reasons (numbers masked), most frequent first.
+      if (relative.length === 0 && def.expect !== "none") {
+        const counts = new Map<string, number>();
+        for (const { at, record } of records) {
+          if (at < t0) continue;
+          const text = `${record.verdict.state}: ${record.verdict.reason.replace(/\d+(\.\d+)?(?=ms|s\b|%)/g, "#")}`;
+          counts.set(text, (counts.get(text) ?? 0) + 1);
+        }
+        const top = [...counts].sort((x, y) => y[1] - x[1]).slice(0, 3);
+        notes.push(...top.map(([text, n]) => `reason (${n} ticks): ${text}`));
+      } else if (relative.length === 0) {
+        const suspect = records.find(({ at, record }) => at >= t0 && record.verdict.state !== "healthy");
+        if (suspect) notes.push(`reason: ${suspect.record.verdict.state}: ${suspect.record.verdict.reason}`);
+      }
     }
     if (bash) {
       if (bash.hungFor(2 * b.interval)) notes.push("loop hung on nvidia-smi");
@@ -205,13 +226,12 @@ async function settle(
   records: { record: TickRecord }[],
   w: WatchdogTimings,
   b: BashTimings,
-  factor: number,
 ): Promise<void> {
   if (rule === "bash") {
     await sleep(2 * b.interval);
     return;
   }
-  const deadline = performance.now() + Math.max(30_000, (2 * w.startupGrace * factor) / factor);
+  const deadline = performance.now() + Math.max(30_000, 2 * w.startupGrace);
   const from = records.length;
   let canaryOk = def.load.length === 0;
   while (performance.now() < deadline) {
@@ -276,7 +296,10 @@ function parseArgs(argv: string[]): Options {
   }
   if (options.only) {
     const unknown = options.only.filter((id) => !SCENARIOS.some((s) => s.id === id));
-    if (unknown.length) throw new Error(`unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.map((s) => s.id).join(", ")}`);
+    if (unknown.length)
+      throw new Error(
+        `unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.map((s) => s.id).join(", ")}`,
+      );
   }
   return options;
 }
@@ -378,7 +401,9 @@ function aggregate(results: RunResult[], factor: number): Cell {
   const ok = results.filter((r) => !r.error);
   const notes = [...new Set(ok.flatMap((r) => r.notes))];
   return {
-    detection: spread(ok.flatMap((r) => (r.detectionMs === undefined ? [] : [seconds(r.detectionMs, factor)]))),
+    detection: spread(
+      ok.flatMap((r) => (r.detectionMs === undefined ? [] : [seconds(r.detectionMs, factor)])),
+    ),
     recovery: spread(ok.flatMap((r) => (r.recoveryMs === undefined ? [] : [seconds(r.recoveryMs, factor)]))),
     runs: ok.length,
     actions: summarizeActions(ok),
@@ -411,7 +436,13 @@ function renderTable(results: RunResult[], factor: number, ids: string[]): strin
         wrongText(cell.wrong),
       ];
     };
-    rows.push([def.row, `${id}: ${def.title}`, EXPECT_TEXT[def.expect], ...cells("watchdog"), ...cells("bash")]);
+    rows.push([
+      def.row,
+      `${id}: ${def.title}`,
+      EXPECT_TEXT[def.expect],
+      ...cells("watchdog"),
+      ...cells("bash"),
+    ]);
   }
   return markdownTable(
     [
@@ -459,18 +490,27 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const began = performance.now();
   const progress = (text: string) => {
-    if (!options.json || process.stderr.isTTY || true)
-      process.stderr.write(`[${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
+    process.stderr.write(`[${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
   };
 
   const windowOf = (id: string) => (SCENARIOS.find((s) => s.id === id) as ScenarioDef).windowEq;
   const fullJobs: Job[] = options.full
-    ? (["watchdog", "bash"] as const).map((rule) => ({ scenario: "F1", rule, factor: 1, run: 1, stopWhenRecovered: true }))
+    ? FULL_SCENARIOS.flatMap((scenario) =>
+        (["watchdog", "bash"] as const).map((rule) => ({
+          scenario,
+          rule,
+          factor: 1,
+          run: 1,
+          stopWhenRecovered: true,
+        })),
+      )
     : [];
   const fullDone = Promise.all(
     fullJobs.map((job) =>
       spawnJob(job, windowOf(job.scenario) + 180_000).then((r) => {
-        progress(`F1 at default timings, ${job.rule}: ${r.error ?? `detection ${r.detectionMs !== undefined ? (r.detectionMs / 1000).toFixed(1) : "never"} s`}`);
+        progress(
+          `${job.scenario} at default timings, ${job.rule}: ${r.error ?? `detection ${r.detectionMs !== undefined ? (r.detectionMs / 1000).toFixed(1) : "never"} s`}`,
+        );
         return r;
       }),
     ),
@@ -479,7 +519,9 @@ async function main(): Promise<void> {
   const jobs: Job[] = [];
   if (options.scaled) {
     for (let run = 1; run <= options.runs; run++)
-      for (const id of ids) for (const rule of ["watchdog", "bash"] as const) jobs.push({ scenario: id, rule, factor: options.factor, run });
+      for (const id of ids)
+        for (const rule of ["watchdog", "bash"] as const)
+          jobs.push({ scenario: id, rule, factor: options.factor, run });
   }
   let finishedJobs = 0;
   const scaledResults = await pool(jobs, options.jobs, async (job) => {
@@ -556,16 +598,31 @@ async function main(): Promise<void> {
   }
   if (fullResults.length) {
     lines.push("");
-    lines.push("## F1 (runner deadlock, no client traffic) at the default timings, one run");
+    lines.push("## At the default timings (no scaling), one run each");
     lines.push("");
-    const rows = fullResults.map((r) => [
-      r.job.rule === "watchdog" ? "watchdog (defaults)" : "bash rule (180 s, every 15 s)",
-      r.error ? `failed: ${r.error}` : r.detectionMs === undefined ? "never" : `${(r.detectionMs / 1000).toFixed(1)} s`,
-      r.recoveryMs === undefined ? "never" : `${(r.recoveryMs / 1000).toFixed(1)} s`,
-      summarizeActions([r]),
-      String(r.wrong),
-    ]);
-    lines.push(markdownTable(["rule", "detect", "recover", "actions", "wrong"], rows, ["l", "r", "r", "l", "r"]));
+    const rows = fullResults.map((r) => {
+      const def = SCENARIOS.find((d) => d.id === r.job.scenario) as ScenarioDef;
+      return [
+        `${def.id}: ${def.title}`,
+        r.job.rule === "watchdog" ? "watchdog (defaults)" : "bash rule (180 s, every 15 s)",
+        r.error
+          ? `failed: ${r.error}`
+          : r.detectionMs === undefined
+            ? "never"
+            : `${(r.detectionMs / 1000).toFixed(1)} s`,
+        r.recoveryMs === undefined ? "never" : `${(r.recoveryMs / 1000).toFixed(1)} s`,
+        summarizeActions([r]),
+        String(r.wrong),
+        r.notes.filter((n) => n.startsWith("reason")).join("; "),
+      ];
+    });
+    lines.push(
+      markdownTable(
+        ["scenario", "rule", "detect", "recover", "actions", "wrong", "why not (watchdog)"],
+        rows,
+        ["l", "l", "r", "r", "l", "r", "l"],
+      ),
+    );
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 }

@@ -40,12 +40,12 @@ export interface ScenarioDef {
 
 const WINDOW = 300_000;
 
-/** A user chatting with another model: a short generation every 20 s (default-equivalent). */
+/** A user chatting with another model: a short generation every 60 s (default-equivalent). */
 function trafficOnOtherModel(ctx: ScenarioContext): void {
   void (async () => {
     while (!ctx.isDone()) {
       await generate(ctx.url, OTHER_MODEL, { timeoutMs: 60_000, tokens: 5, keepAlive: "1h" });
-      await Promise.race([sleep(20_000 / ctx.factor), ctx.done]);
+      await Promise.race([sleep(60_000 / ctx.factor), ctx.done]);
     }
   })();
 }
@@ -58,7 +58,10 @@ function backgroundRequest(ctx: ScenarioContext, body: Record<string, unknown>):
     .catch(() => undefined);
 }
 
-const deadlock = (name: "runner-deadlock" | "runner-spin" | "stuck-stopping") => () => ({ name, model: MODEL });
+const deadlock = (name: "runner-deadlock" | "runner-spin" | "stuck-stopping") => () => ({
+  name,
+  model: MODEL,
+});
 
 export const SCENARIOS: ScenarioDef[] = [
   {
@@ -226,7 +229,8 @@ export const SCENARIOS: ScenarioDef[] = [
     pollModel: MODEL,
     windowEq: WINDOW,
     fault: (factor) => ({ name: "slow-load", loadMs: Math.round(240_000 / factor) }),
-    after: (ctx) => backgroundRequest(ctx, { model: MODEL, prompt: "hello", stream: false, keep_alive: "1h" }),
+    after: (ctx) =>
+      backgroundRequest(ctx, { model: MODEL, prompt: "hello", stream: false, keep_alive: "1h" }),
   },
   {
     id: "B4",

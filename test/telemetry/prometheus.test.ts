@@ -1,9 +1,11 @@
 /**
  * The harness proven against a real Prometheus and Alertmanager: a tiny HTTP server serves our
- * Telemetry's /metrics for a synthetic snapshot the test mutates (healthy → frozen → healthy).
- * Prometheus scrapes it every second with a test copy of the shipped rules whose `for:` is 2s
- * (scaleFor; the shipped `for:` values are what `promtool test rules` checks); OllamaFrozen
- * fires, Alertmanager delivers it to a webhook, then it resolves. Every Grafana panel query then
+ * Telemetry's /metrics for a synthetic snapshot the test mutates the way the daemon does for a
+ * freeze its first action does not heal (healthy → frozen → recovering → healthy, with frozenForMs
+ * growing from the judgement until healed). Prometheus scrapes it every second with a test copy of
+ * the shipped rules whose `for:` is 2s (scaleFor; the shipped `for:` values are what `promtool test
+ * rules` checks); OllamaFrozen (on ollama_frozen_duration_seconds) fires while `recovering`,
+ * Alertmanager delivers it to a webhook, then it resolves. Every Grafana panel query then
  * runs against the same Prometheus and must return data.
  */
 import { createServer, type Server } from "node:http";
@@ -14,6 +16,7 @@ import { Telemetry } from "../../src/telemetry/metrics.js";
 import {
   type Alertmanager,
   dashboardQueries,
+  type PromAlert,
   type Prometheus,
   RULES_FILE,
   startAlertmanager,
@@ -27,17 +30,22 @@ import { waitFor } from "../support/wait.js";
 import { snapshot, target } from "./fixtures.js";
 
 const FOR = 2; // seconds: the scaled-down `for:` of every rule
+/** How long demand had gone without progress when the synthetic watchdog judged it frozen. */
+const FREEZE_AFTER_MS = 60_000;
 
 describe("a real Prometheus and Alertmanager on our /metrics", () => {
   let state: WatchdogState = "healthy";
-  let frozenSince = 0;
+  /** When the synthetic freeze was judged (Date.now()); undefined while not frozen. */
+  let frozenSince: number | undefined;
   const current = (): Snapshot =>
     snapshot({
       lastTickWall: Date.now(),
       intervalMs: 1_000,
       targets: [
         target("default", state, {
-          frozenForMs: state === "frozen" ? Date.now() - frozenSince : 0,
+          // as src/detector/decide.ts: above 0 from the judgement through frozen, recovering and
+          // exhausted, 0 once healthy
+          frozenForMs: frozenSince === undefined ? 0 : FREEZE_AFTER_MS + Date.now() - frozenSince,
           budget: { remaining: 2, max: 3 },
         }),
       ],
@@ -96,15 +104,27 @@ describe("a real Prometheus and Alertmanager on our /metrics", () => {
     await waitFor(async () => (await prom.alerts()).length === 0, { what: "no alert pending or firing" });
   });
 
-  it("fires OllamaFrozen after `for:`, delivers it through Alertmanager, then resolves it", async () => {
-    frozenSince = Date.now();
+  it("fires OllamaFrozen after `for:` through recovering, delivers it through Alertmanager, then resolves it", async () => {
+    const judged = Date.now();
+    frozenSince = judged;
     state = "frozen";
-    const alert = await waitForAlert(prom, "OllamaFrozen", "firing", { labels: { target: "default" } });
-    expect(Date.now() - frozenSince).toBeGreaterThanOrEqual(FOR * 1000);
+    // the watchdog acts in the next tick: `frozen` lasts one scrape, then `recovering`
+    await waitFor(
+      async () => Number((await prom.query("ollama_frozen_duration_seconds"))[0]?.value[1] ?? 0) > 0,
+      { what: "the freeze scraped" },
+    );
+    state = "recovering";
+    const alert = (await waitForAlert(prom, "OllamaFrozen", "firing", {
+      labels: { target: "default" },
+    })) as PromAlert;
+    expect(Date.now() - judged).toBeGreaterThanOrEqual(FOR * 1000);
     expect(alert).toMatchObject({
-      labels: { severity: "critical", instance, job: WATCHDOG_JOB, target: "default", state: "frozen" },
+      labels: { severity: "critical", instance, job: WATCHDOG_JOB, target: "default" },
       annotations: { runbook_url: "docs/alerts.md#ollamafrozen" },
     });
+    // the rule reads the duration, not the state: no `state` label, the duration as its value
+    expect(alert.labels.state).toBeUndefined();
+    expect(Number(alert.value)).toBeGreaterThan(FREEZE_AFTER_MS / 1000);
     expect((await prom.alerts()).map((a) => a.labels.alertname)).toEqual(["OllamaFrozen"]);
     const firing = await hook.waitFor(
       (n) => n.status === "firing" && n.commonLabels.alertname === "OllamaFrozen",
@@ -112,6 +132,7 @@ describe("a real Prometheus and Alertmanager on our /metrics", () => {
     expect(firing.alerts[0]?.annotations.summary).toBe(`Ollama default on ${instance} is frozen`);
 
     state = "healthy";
+    frozenSince = undefined;
     await waitForAlert(prom, "OllamaFrozen", "inactive");
     const resolved = await hook.waitFor(
       (n) => n.status === "resolved" && n.commonLabels.alertname === "OllamaFrozen",

@@ -63,6 +63,14 @@ describe("alert rules (deploy/prometheus)", () => {
     );
   });
 
+  it("alert OllamaFrozen on the frozen duration, not on the state `frozen` (left the tick the watchdog acts)", () => {
+    // the state `frozen` lasts at most remediation.cooldown; a freeze the actions do not heal goes
+    // on as `recovering` and `exhausted` while ollama_frozen_duration_seconds keeps growing
+    const frozen = alerts.find((a) => a.alert === "OllamaFrozen");
+    expect(frozen?.expr).toMatch(/^ollama_frozen_duration_seconds\b/);
+    expect(frozen?.expr).not.toContain("ollama_watchdog_state");
+  });
+
   it("give every alert for:, severity, summary, description and a runbook section that exists", () => {
     const docs = anchors(readFileSync(join(ROOT, "docs/alerts.md"), "utf8"));
     for (const a of alerts) {
