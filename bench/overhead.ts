@@ -124,7 +124,8 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
   const configPath = join(dir, "config.yaml");
   writeFileSync(configPath, JSON.stringify(document, null, 2));
   const log = openSync(join(dir, "daemon.log"), "a");
-  const child = spawn(process.execPath, [CLI, "run", "--config", configPath], {
+  const profile = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+  const child = spawn(process.execPath, [...profile, CLI, "run", "--config", configPath], {
     stdio: ["ignore", log, log],
   });
   closeSync(log);

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseStat } from "../collectors/procfs.js";
 
 /**
  * The bits of procfs doctor and drill read: who a process runs as and with which capabilities,
@@ -52,22 +53,6 @@ export interface ProcessEntry {
   cmdline: string;
 }
 
-/** Pure: /proc/<pid>/stat (the comm field may hold spaces and parentheses). */
-export function parseStat(text: string): { state: string; ppid: number; startTicks: number } | undefined {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const fields = text
-    .slice(close + 2)
-    .trim()
-    .split(/\s+/);
-  // After "(comm) ": state is field 3 of stat(5), ppid 4, starttime 22.
-  const state = fields[0];
-  const ppid = Number(fields[1]);
-  const startTicks = Number(fields[19]);
-  if (!state || !Number.isFinite(ppid) || !Number.isFinite(startTicks)) return undefined;
-  return { state, ppid, startTicks };
-}
-
 export function readProcess(procRoot: string, pid: number): ProcessEntry | undefined {
   try {
     const stat = parseStat(readFileSync(join(procRoot, String(pid), "stat"), "utf8"));
@@ -75,7 +60,7 @@ export function readProcess(procRoot: string, pid: number): ProcessEntry | undef
     const cmdline = readFileSync(join(procRoot, String(pid), "cmdline"), "utf8")
       .replace(/\0/g, " ")
       .trim();
-    return { pid, ...stat, cmdline };
+    return { pid, state: stat.state, ppid: stat.ppid, startTicks: stat.startTicks, cmdline };
   } catch {
     return undefined;
   }

@@ -3,13 +3,7 @@ import { parseConfig } from "../../src/config/load.js";
 import type { FetchFn } from "../../src/core/http.js";
 import { doctorExitCode, formatChecks, parseExecStart } from "../../src/install/doctor.js";
 import { formatDrill, MIN_BUDGET_FOR_DRILL, noticed, runDrill } from "../../src/install/drill.js";
-import {
-  CAP_KILL_MASK,
-  type ProcessEntry,
-  parseStat,
-  parseStatus,
-  pickRunner,
-} from "../../src/install/procfs.js";
+import { CAP_KILL_MASK, type ProcessEntry, parseStatus, pickRunner } from "../../src/install/procfs.js";
 import { formatStatus, type StatusReport } from "../../src/install/status-report.js";
 import { lastTickOf, listenUrl, parsePasswdLine, parseShow } from "../../src/install/system.js";
 
@@ -35,12 +29,6 @@ describe("procfs parsing", () => {
     expect(identity?.capEff).toBe(CAP_KILL_MASK);
     expect(identity?.capBnd).toBe(CAP_KILL_MASK);
     expect(parseStatus("Name: x\n")).toBeUndefined();
-  });
-
-  it("reads state, ppid and start time from /proc/<pid>/stat, even with ') ' in the name", () => {
-    const stat =
-      "4242 (ollama (runner)) T 4200 4242 4200 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 12 0 98765 1000 200";
-    expect(parseStat(stat)).toEqual({ state: "T", ppid: 4200, startTicks: 98765 });
   });
 
   it("picks the runner of the model: children of the server first, then by name", () => {

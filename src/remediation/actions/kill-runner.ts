@@ -9,10 +9,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { CLK_TCK, parseStat } from "../../collectors/procfs.js";
 import type { ActionContext, ActionModule, ActionRun, KillFn, RemediationCommand } from "./action.js";
 
-/** Linux's USER_HZ: /proc/<pid>/stat times are in these ticks. */
-const CLOCK_TICKS_PER_SECOND = 100;
 export const KILL_CONFIRM_MS = 2000;
 const CONFIRM_POLL_MS = 20;
 
@@ -21,18 +20,10 @@ interface ProcStat {
   startSeconds: number;
 }
 
-/** Parses /proc/<pid>/stat; the command name may contain spaces and parentheses. */
+/** Parses /proc/<pid>/stat into what the pid-reuse check needs. */
 export function parseProcStat(text: string): ProcStat | undefined {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const fields = text
-    .slice(close + 2)
-    .trim()
-    .split(/\s+/);
-  const state = fields[0];
-  const startTicks = Number(fields[19]);
-  if (!state || !Number.isFinite(startTicks)) return undefined;
-  return { state, startSeconds: startTicks / CLOCK_TICKS_PER_SECOND };
+  const stat = parseStat(text);
+  return stat && { state: stat.state, startSeconds: stat.startTicks / CLK_TCK };
 }
 
 async function readProcess(
