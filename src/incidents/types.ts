@@ -1,5 +1,5 @@
 import type {
-  ActionResult,
+  ActionOutcome,
   CanaryOutcome,
   IncidentSummary,
   RemediationKind,
@@ -111,15 +111,9 @@ export interface ActionRequest {
 }
 
 /** A remediation that finished (from Observation.actionResults). */
-export interface ActionRecord {
+export interface ActionRecord extends ActionOutcome {
   /** Tick at which the result was observed. */
   wall: number;
-  action: RemediationKind;
-  result: ActionResult;
-  startedWall: number;
-  durationMs: number;
-  detail?: string;
-  error?: string;
   /** The policy's reason, from the matching request. */
   reason?: string;
 }
