@@ -9,7 +9,7 @@
  * (fault → a real generation succeeds again) and wrong actions, in default-equivalent seconds.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config/load.js";
@@ -269,6 +269,8 @@ interface Options {
   full: boolean;
   scaled: boolean;
   json: boolean;
+  /** Also write the JSON report to this file. */
+  jsonOut?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -287,9 +289,10 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--no-full") options.full = false;
     else if (arg === "--full-only") options.scaled = false;
     else if (arg === "--json") options.json = true;
+    else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full|--full-only] [--json]\n",
+        "usage: node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full|--full-only] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -551,8 +554,10 @@ async function main(): Promise<void> {
     watchdogTimingsMs: w,
     bashTimingsMs: b,
   };
+  const json = `${JSON.stringify({ meta, results: all }, null, 2)}\n`;
+  if (options.jsonOut) writeFileSync(options.jsonOut, json);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ meta, results: all }, null, 2)}\n`);
+    process.stdout.write(json);
     return;
   }
   const lines: string[] = [];

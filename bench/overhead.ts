@@ -12,7 +12,7 @@
  *   C. one canary: CPU on the simulated server (server + runner), CPU in the client, latency.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +33,8 @@ interface Options {
   fastIntervalMs: number;
   canaries: number;
   phases: Set<"a" | "b" | "c">;
+  /** Also write the JSON report to this file. */
+  jsonOut?: string;
   /** Write a V8 CPU profile of every daemon into this directory. */
   profileDir?: string;
   json: boolean;
@@ -62,10 +64,11 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--canaries") options.canaries = Number(value());
     else if (arg === "--phases") options.phases = new Set(value().split(",") as ("a" | "b" | "c")[]);
     else if (arg === "--profile") options.profileDir = value();
+    else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--json]\n",
+        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -173,6 +176,12 @@ interface Measurement {
   childrenCpuMs: number;
   peakRssBytes: number;
   rssBytes: number;
+  /** Processes on the host during the window (the procfs collector reads each of them every tick, per target). */
+  hostProcesses: number;
+}
+
+function countProcesses(): number {
+  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).length;
 }
 
 /** Starts a daemon, lets it warm up for `warmTicks`, then measures over a time or a number of ticks. */
@@ -188,6 +197,7 @@ async function measure(
     const t0 = performance.now();
     const ticks0 = await daemon.ticks();
     const s0 = sampleProcess(daemon.pid);
+    const processes0 = countProcesses();
     await sleep(window.ms ?? (window.ticks ?? 10) * intervalMs);
     const ticks1 = await daemon.ticks();
     const s1: ProcSample = sampleProcess(daemon.pid);
@@ -204,6 +214,7 @@ async function measure(
       childrenCpuMs: s1.childrenCpuMs - s0.childrenCpuMs,
       peakRssBytes: s1.peakRssBytes,
       rssBytes: s1.rssBytes,
+      hostProcesses: Math.round((processes0 + countProcesses()) / 2),
     };
   } finally {
     await daemon.stop();
@@ -417,8 +428,10 @@ function report(
         rssUnder80Mb: ten.peakRssBytes / MB < 80,
       }
     : undefined;
+  const json = `${JSON.stringify({ meta, phaseA, phaseB, fit, canary, targets }, null, 2)}\n`;
+  if (options.jsonOut) writeFileSync(options.jsonOut, json);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ meta, phaseA, phaseB, fit, canary, targets }, null, 2)}\n`);
+    process.stdout.write(json);
     return;
   }
   const lines: string[] = [];
@@ -444,6 +457,7 @@ function report(
           "nvidia-smi CPU (children)",
           "peak RSS (VmHWM)",
           "RSS at end",
+          "host processes",
         ],
         phaseA.map((m) => [
           m.config,
@@ -453,8 +467,9 @@ function report(
           `${fixed(m.childrenCpuMs, 0)} ms`,
           `${fixed(m.peakRssBytes / MB, 1)} MB`,
           `${fixed(m.rssBytes / MB, 1)} MB`,
+          String(m.hostProcesses),
         ]),
-        ["l", "r", "r", "r", "r", "r", "r"],
+        ["l", "r", "r", "r", "r", "r", "r", "r"],
       ),
     );
   }
@@ -473,6 +488,7 @@ function report(
           "per target",
           "→ % of one core at 15 s",
           "peak RSS (VmHWM)",
+          "host processes",
         ],
         phaseB.map((m) => [
           m.config,
@@ -481,8 +497,9 @@ function report(
           `${fixed(perTick(m) / m.targets, 2)} ms`,
           `${fixed((100 * perTick(m)) / 15_000, 3)} %`,
           `${fixed(m.peakRssBytes / MB, 1)} MB`,
+          String(m.hostProcesses),
         ]),
-        ["l", "r", "r", "r", "r", "r"],
+        ["l", "r", "r", "r", "r", "r", "r"],
       ),
     );
     if (fit) {

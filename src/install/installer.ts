@@ -87,6 +87,21 @@ export function layoutProblems(layout: InstallLayout): string[] {
   return problems;
 }
 
+/** Applies the steps, printing ✓/✗ per step as it goes. */
+function applyPrinting(
+  steps: Parameters<typeof applyPlan>[0],
+  exec: Parameters<typeof applyPlan>[1]["exec"],
+  root: string | undefined,
+  print: (line: string) => void,
+) {
+  return applyPlan(steps, {
+    exec,
+    ...(root ? { root } : {}),
+    onStep: (o) =>
+      print(`${o.ok ? "✓" : "✗"} ${describeStep(o.step, stepView(root))}${o.ok ? "" : `\n  ${o.error}`}`),
+  });
+}
+
 export async function runInstall(options: InstallerOptions): Promise<number> {
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const exec = options.exec ?? defaultExec;
@@ -124,14 +139,7 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
 
   for (const note of plan.notes) print(`• ${note}`);
   if (plan.steps.length === 0) print("nothing to change");
-  const outcomes = await applyPlan(plan.steps, {
-    exec,
-    ...(options.root ? { root: options.root } : {}),
-    onStep: (o) =>
-      print(
-        `${o.ok ? "✓" : "✗"} ${describeStep(o.step, stepView(options.root))}${o.ok ? "" : `\n  ${o.error}`}`,
-      ),
-  });
+  const outcomes = await applyPrinting(plan.steps, exec, options.root, print);
   if (outcomes.some((o) => !o.ok)) {
     print("install stopped at the failed step above; fix it and run install again (it resumes)");
     if (live) await printJournal(exec, layout.unitName, print);
@@ -199,14 +207,7 @@ export async function runUninstall(options: InstallerOptions): Promise<number> {
     print("nothing to remove");
     return 0;
   }
-  const outcomes = await applyPlan(plan.steps, {
-    exec,
-    ...(options.root ? { root: options.root } : {}),
-    onStep: (o) =>
-      print(
-        `${o.ok ? "✓" : "✗"} ${describeStep(o.step, stepView(options.root))}${o.ok ? "" : `\n  ${o.error}`}`,
-      ),
-  });
+  const outcomes = await applyPrinting(plan.steps, exec, options.root, print);
   if (outcomes.some((o) => !o.ok)) {
     print("uninstall stopped at the failed step above; fix it and run uninstall again");
     return 1;
