@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full] [--json]`
+ * `node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full] [--json] [--json-out FILE]`
  *
  * Every FAILURE-MODES.md scenario through the simulator and (1) the real watchdog daemon,
  * (2) the seed's bash rule (bench/bash-rule.ts), at timings scaled down by --factor, repeated
@@ -191,7 +191,7 @@ async function runJob(job: Job): Promise<RunResult> {
           counts.set(text, (counts.get(text) ?? 0) + 1);
         }
         const top = [...counts].sort((x, y) => y[1] - x[1]).slice(0, 3);
-        notes.push(...top.map(([text, n]) => `reason (${n} ticks): ${text}`));
+        notes.push(...top.map(([text]) => `reason: ${text}`));
       } else if (relative.length === 0) {
         const suspect = records.find(({ at, record }) => at >= t0 && record.verdict.state !== "healthy");
         if (suspect) notes.push(`reason: ${suspect.record.verdict.state}: ${suspect.record.verdict.reason}`);

@@ -35,6 +35,8 @@ interface Options {
   phases: Set<"a" | "b" | "c">;
   /** Also write the JSON report to this file. */
   jsonOut?: string;
+  /** Point the daemon's procRoot at an empty directory: the cost without the procfs collector. */
+  noProcfs: boolean;
   /** Write a V8 CPU profile of every daemon into this directory. */
   profileDir?: string;
   json: boolean;
@@ -48,6 +50,7 @@ function parseArgs(argv: string[]): Options {
     fastIntervalMs: 1000,
     canaries: 50,
     phases: new Set(["a", "b", "c"]),
+    noProcfs: false,
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -65,10 +68,11 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--phases") options.phases = new Set(value().split(",") as ("a" | "b" | "c")[]);
     else if (arg === "--profile") options.profileDir = value();
     else if (arg === "--json-out") options.jsonOut = value();
+    else if (arg === "--no-procfs") options.noProcfs = true;
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--json] [--json-out FILE]\n",
+        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--no-procfs] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -107,6 +111,7 @@ interface Daemon {
 }
 
 let profileDir: string | undefined;
+let emptyProcRoot: string | undefined;
 
 async function startDaemon(dir: string, config: Configuration, intervalMs: number): Promise<Daemon> {
   mkdirSync(dir, { recursive: true });
@@ -116,6 +121,7 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
     interval: `${intervalMs}ms`,
     listen: `127.0.0.1:${port}`,
     stateDir: join(dir, "state"),
+    ...(emptyProcRoot ? { procRoot: emptyProcRoot } : {}),
     targets: config.sims.map((sim, i) => ({
       name: `sim${i}`,
       url: sim.url,
@@ -323,6 +329,10 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const workDir = mkdtempSync(join(tmpdir(), "owd-overhead-"));
   const serverPattern = titleProcess(`overhead-${process.pid}`);
+  if (options.noProcfs) {
+    emptyProcRoot = join(workDir, "empty-proc");
+    mkdirSync(emptyProcRoot);
+  }
   const allSims: BenchTarget[] = [];
   try {
     const configs: Configuration[] = [];
@@ -439,6 +449,7 @@ function report(
   lines.push("");
   lines.push(
     `Node ${meta.node}, ${meta.cpus}; load average ${meta.loadavg.before.map((v) => v.toFixed(2)).join(" ")} before, ${meta.loadavg.after.map((v) => v.toFixed(2)).join(" ")} after; ${meta.wallSeconds} s wall. ` +
+      (options.noProcfs ? "**procfs collector disabled (procRoot = an empty directory).** " : "") +
       "CPU is the daemon process's own (all its threads, from schedstat); nvidia-smi runs are its children and listed apart.",
   );
   if (phaseA.length) {

@@ -88,6 +88,17 @@ export const SCENARIOS: ScenarioDef[] = [
     before: trafficOnOtherModel,
   },
   {
+    id: "F1-2models",
+    row: "F1",
+    title: "runner deadlock, idle, a second model loaded",
+    expect: "kill-runner",
+    heals: true,
+    load: [MODEL, OTHER_MODEL],
+    pollModel: MODEL,
+    windowEq: WINDOW,
+    fault: deadlock("runner-deadlock"),
+  },
+  {
     id: "F2",
     row: "F2",
     title: "runner spin (100 % CPU, GPU idle)",

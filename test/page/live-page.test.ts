@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -21,10 +21,10 @@ import { LiveFeed, serveRoutes } from "./live-feed.js";
 /**
  * The live page in a real Chromium, fed by a real IncidentRecorder and History through the page's
  * own routes: healthy → a freeze → kill-runner → healthy again → the new incident and its report.
- * Screenshots of each step go to test-artifacts/page/; the last one is the README's image.
+ * Screenshots of each step go to test-artifacts/page/. The README's image comes from the same page
+ * against the real daemon (test/e2e/page.test.ts).
  */
 const ARTIFACTS = join(ROOT, "test-artifacts/page");
-const README_IMAGE = join(ROOT, "docs/images/live-page.png");
 const COLOURS = {
   healthy: "rgb(21, 128, 61)",
   frozen: "rgb(185, 28, 28)",
@@ -48,7 +48,6 @@ describe("live page", () => {
     stateDir = mkdtempSync(join(tmpdir(), "watchdog-page-state-"));
     profileDir = mkdtempSync(join(tmpdir(), "watchdog-page-chromium-"));
     mkdirSync(ARTIFACTS, { recursive: true });
-    mkdirSync(join(ROOT, "docs/images"), { recursive: true });
 
     main.healthy(150);
     const { records } = frozenHealedByKillRunner(main);
@@ -178,7 +177,6 @@ describe("live page", () => {
     expect(text).toContain("Healed after 1 min 15 s");
     expect(await report.locator("table tr").count()).toBeGreaterThan(5);
     await shot("05-report.png");
-    copyFileSync(join(ARTIFACTS, "05-report.png"), README_IMAGE);
   });
 
   it("stays readable on a phone: no sideways scrolling", async () => {

@@ -44,6 +44,9 @@ export const PAGE_JS = String.raw`"use strict";
     return Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
   function gib(bytes) { return (bytes / 1073741824).toFixed(1); }
+  // The daemon measures with performance.now(): fractions of a millisecond are noise on the page.
+  function millis(ms) { return Math.round(ms) + " ms"; }
+  function duration(ms) { return ms < 1000 ? millis(ms) : ago(ms); }
   function nowWall() {
     return page.snapshot && page.snapshot.lastTickWall ? page.snapshot.lastTickWall : Date.now();
   }
@@ -82,21 +85,52 @@ export const PAGE_JS = String.raw`"use strict";
           var points = page.history[card.name] || [];
           var ctx = u.ctx;
           var top = u.bbox.top, height = u.bbox.height;
+          var left = u.bbox.left, right = u.bbox.left + u.bbox.width;
+          function band(startMs, endMs, state) {
+            // Whole pixels: fractional edges of adjacent bands would show as faint stripes.
+            var x0 = Math.max(left, Math.floor(u.valToPos(startMs / 1000, "x", true)));
+            var x1 = Math.min(right, Math.ceil(u.valToPos(endMs / 1000, "x", true)));
+            if (x1 < x0) return;
+            ctx.fillStyle = STATE_COLOURS[state] || "#6b7280";
+            ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
+          }
           ctx.save();
           for (var i = 0; i < points.length; i++) {
-            var start = points[i].wall / 1000;
-            var end = i + 1 < points.length ? points[i + 1].wall / 1000 : nowWall() / 1000;
-            if (end - start > card.gapS) end = start + card.gapS;
-            // Whole pixels: fractional edges of adjacent bands would show as faint stripes.
-            var x0 = Math.floor(u.valToPos(start, "x", true));
-            var x1 = Math.ceil(u.valToPos(end, "x", true));
-            ctx.fillStyle = STATE_COLOURS[points[i].state] || "#6b7280";
-            ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
+            var start = points[i].wall;
+            var end = i + 1 < points.length ? points[i + 1].wall : nowWall();
+            band(start, Math.min(end, start + card.gapS * 1000), points[i].state);
+          }
+          // History buckets hold the worst state of several ticks when ticks are frequent; since the
+          // page opened it saw every tick, so that stretch is drawn tick by tick over the buckets.
+          var runs = card.live;
+          for (var j = 0; j < runs.length; j++) {
+            var run = runs[j], next = runs[j + 1];
+            var joined = next && next.startTick === run.endTick + 1;
+            band(run.start, joined ? next.start : next ? run.end + intervalMs() : Math.max(run.end, nowWall()), run.state);
           }
           ctx.restore();
         }
       }
     };
+  }
+
+  function intervalMs() { return page.snapshot ? page.snapshot.intervalMs : 15000; }
+
+  /**
+   * One tick of a target as the page saw it, kept as runs of one state over consecutive ticks
+   * (snapshot.ticks counts them: a gap means the page missed ticks, e.g. while reconnecting).
+   */
+  function recordLive(card, snapshot, state) {
+    var wall = snapshot.lastTickWall, tick = snapshot.ticks;
+    var runs = card.live, last = runs[runs.length - 1];
+    if (last && wall <= last.end) return;
+    if (last && last.state === state && tick === last.endTick + 1) {
+      last.end = wall;
+      last.endTick = tick;
+    } else {
+      runs.push({ start: wall, end: wall, startTick: tick, endTick: tick, state: state });
+    }
+    while (runs.length && runs[0].end < wall - HOUR_S * 1000) runs.shift();
   }
 
   function chartWidth(box) { return Math.max(200, box.clientWidth || 300); }
@@ -128,9 +162,14 @@ export const PAGE_JS = String.raw`"use strict";
 
   function timeAxis() {
     return {
-      stroke: "#4b5563", size: 32, grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e5e7eb" },
+      // Room for "HH:MM:SS" labels: uPlot's default spacing lets them overlap.
+      stroke: "#4b5563", size: 32, space: 80, grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e5e7eb" },
       values: function (u, splits) {
-        return splits.map(function (s) { var d = new Date(s * 1000); return pad(d.getHours()) + ":" + pad(d.getMinutes()); });
+        var seconds = splits.length > 1 && splits[1] - splits[0] < 60;
+        return splits.map(function (s) {
+          var d = new Date(s * 1000);
+          return pad(d.getHours()) + ":" + pad(d.getMinutes()) + (seconds ? ":" + pad(d.getSeconds()) : "");
+        });
       }
     };
   }
@@ -142,7 +181,7 @@ export const PAGE_JS = String.raw`"use strict";
   }
 
   function createCard(target) {
-    var card = { name: target.name, gapS: 300 };
+    var card = { name: target.name, gapS: 300, bucketS: 5, live: [] };
     var root = el("article", "card");
     root.dataset.target = target.name;
     var head = el("div", "card-head");
@@ -167,12 +206,15 @@ export const PAGE_JS = String.raw`"use strict";
     card.gpu = fact(facts, "GPU utilization");
     card.vram = fact(facts, "VRAM");
     card.lastIncident = fact(facts, "Last incident");
+    card.lastIncident.parentNode.className = "wide";
     root.appendChild(facts);
     card.root = root;
     document.getElementById("targets").appendChild(root);
 
     var empty = [[], []];
-    card.bands = makeChart(chartBlock(root, "State, last hour", Object.keys(STATE_COLOURS).filter(function (s) { return s !== "down" && s !== "exhausted"; }).map(function (s) { return [s === "frozen" ? "frozen / down / exhausted" : s, STATE_COLOURS[s]]; })), {
+    var bandsBox = chartBlock(root, "State, last hour", Object.keys(STATE_COLOURS).filter(function (s) { return s !== "down" && s !== "exhausted"; }).map(function (s) { return [s === "frozen" ? "frozen / down / exhausted" : s, STATE_COLOURS[s]]; }));
+    card.bandsTitle = bandsBox.previousSibling;
+    card.bands = makeChart(bandsBox, {
       height: 70,
       scales: { x: { time: true }, y: { range: [0, 1] } },
       axes: [timeAxis(), { show: false }],
@@ -207,6 +249,7 @@ export const PAGE_JS = String.raw`"use strict";
 
   function updateCard(card, target) {
     var now = nowWall();
+    if (page.snapshot.lastTickWall) recordLive(card, page.snapshot, target.state);
     card.root.dataset.state = target.state;
     card.badge.dataset.state = target.state;
     card.badge.textContent = target.state;
@@ -220,8 +263,8 @@ export const PAGE_JS = String.raw`"use strict";
     card.models.textContent = models ? (models.length ? models.map(function (m) { return m.name; }).join(", ") : "none") : "—";
     var c = target.lastCanary;
     card.canary.textContent = !c ? "—" : c.outcome === "ok"
-      ? (c.ttftMs !== undefined ? c.ttftMs : c.durationMs) + " ms (" + c.model + ")"
-      : c.outcome + " after " + ago(c.durationMs) + " (" + c.model + ")";
+      ? millis(c.ttftMs !== undefined ? c.ttftMs : c.durationMs) + " (" + c.model + ")"
+      : c.outcome + " after " + duration(c.durationMs) + " (" + c.model + ")";
     var gpus = (obs && obs.gpus) || (page.snapshot && page.snapshot.gpus) || [];
     var utils = gpus.filter(function (g) { return g.utilization !== undefined; });
     card.gpu.textContent = utils.length ? utils.map(function (g) { return Math.round(g.utilization * 100) + " %"; }).join(", ") : "—";
@@ -242,7 +285,7 @@ export const PAGE_JS = String.raw`"use strict";
   function renderTargets() {
     var snapshot = page.snapshot;
     var meta = document.getElementById("meta");
-    meta.textContent = "v" + snapshot.version + " · tick every " + Math.round(snapshot.intervalMs / 1000) + " s" +
+    meta.textContent = "v" + snapshot.version + " · tick every " + duration(snapshot.intervalMs) +
       (snapshot.lastTickWall ? " · last tick " + clock(snapshot.lastTickWall) : " · waiting for the first tick");
     snapshot.targets.forEach(function (target) {
       var card = page.cards[target.name] || createCard(target);
@@ -270,7 +313,11 @@ export const PAGE_JS = String.raw`"use strict";
     if (!card) return;
     var col = columns(page.history[name] || []);
     var max = nowWall() / 1000;
-    var min = max - HOUR_S;
+    var points = page.history[name] || [];
+    // A watchdog up for less than an hour: the charts span what there is, not a sliver at the right.
+    var span = points.length ? Math.min(HOUR_S, Math.max(max - points[0].wall / 1000, 2 * card.bucketS)) : HOUR_S;
+    var min = max - span;
+    card.bandsTitle.textContent = span < HOUR_S ? "State since " + clock(points[0].wall) : "State, last hour";
     var sets = [[col.xs, col.state], [col.xs, col.ttft, col.failed], [col.xs, col.util], [col.xs, col.used, col.total]];
     card.charts.forEach(function (chart, i) {
       chart.setData(sets[i], false);
@@ -291,6 +338,7 @@ export const PAGE_JS = String.raw`"use strict";
   function loadHistory(name) {
     return fetchJson("/api/history?target=" + encodeURIComponent(name)).then(function (body) {
       page.history[name] = body.points;
+      if (page.cards[name] && body.bucketMs) page.cards[name].bucketS = body.bucketMs / 1000;
       drawCharts(name);
     }).catch(function (error) { console.warn("history", error.message); });
   }

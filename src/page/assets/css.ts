@@ -60,6 +60,7 @@ main { max-width: 1200px; margin: 0 auto; padding: 1rem; display: grid; gap: 1re
 .facts div { min-width: 0; }
 .facts dt { font-size: 0.75rem; color: var(--muted); text-transform: uppercase; letter-spacing: 0.03em; }
 .facts dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
+@media (min-width: 400px) { .facts .wide { grid-column: span 2; } }
 .link-button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; color: #1d4ed8; text-decoration: underline; cursor: pointer; text-align: left; }
 .chart { margin-top: 0.5rem; min-width: 0; }
 .chart h3 { margin: 0 0 0.15rem; font-size: 0.8rem; color: var(--muted); font-weight: 600; }
