@@ -95,17 +95,14 @@ const STUCK_READ_MS = 250;
 export class ProcessScanner {
   private readonly argvCache = new Map<string, string[]>();
   private readonly stuckReads = new Set<string>();
+  /** The walk in progress per procfs root: targets scanning in the same tick share one walk. */
+  private readonly walks = new Map<string, Promise<ScannedProcess[]>>();
 
   async scan(
     procRoot: string,
     patterns: { server: RegExp; runner: RegExp },
   ): Promise<{ server: ProcessSample[]; runners: ProcessSample[] }> {
-    const entries = await readdir(procRoot);
-    const pids = entries.filter((name) => /^\d+$/.test(name));
-    const scanned = (await Promise.all(pids.map((pid) => this.read(procRoot, pid)))).filter(
-      (process): process is ScannedProcess => process !== undefined,
-    );
-    this.forgetExcept(procRoot, scanned);
+    const scanned = await this.walk(procRoot);
 
     const text = (process: ScannedProcess) => (process.argv ?? []).join(" ").trim();
     const servers = scanned.filter(
@@ -129,8 +126,32 @@ export class ProcessScanner {
     };
   }
 
+  /**
+   * One pass over procfs: stat of every process, argv from the cache where the process is known.
+   * Concurrent callers (one per target, all in the same tick) share the pass in progress.
+   */
+  private walk(procRoot: string): Promise<ScannedProcess[]> {
+    const inProgress = this.walks.get(procRoot);
+    if (inProgress) return inProgress;
+    const walk = (async () => {
+      const entries = await readdir(procRoot);
+      const pids = entries.filter((name) => /^\d+$/.test(name));
+      const scanned = (await Promise.all(pids.map((pid) => this.read(procRoot, pid)))).filter(
+        (process): process is ScannedProcess => process !== undefined,
+      );
+      this.forgetExcept(procRoot, scanned);
+      return scanned;
+    })().finally(() => this.walks.delete(procRoot));
+    this.walks.set(procRoot, walk);
+    return walk;
+  }
+
+  /**
+   * A process's argv is read once: pid and start time name the process, and comm changes with
+   * its title (prctl PR_SET_NAME), the one way a process rewrites its command line in practice.
+   */
   private key(procRoot: string, stat: ProcStat): string {
-    return `${procRoot}\0${stat.pid}\0${stat.startTicks}`;
+    return `${procRoot}\0${stat.pid}\0${stat.startTicks}\0${stat.comm}`;
   }
 
   private async read(procRoot: string, pid: string): Promise<ScannedProcess | undefined> {
@@ -147,13 +168,14 @@ export class ProcessScanner {
   private async readArgv(procRoot: string, stat: ProcStat): Promise<string[] | undefined> {
     const key = this.key(procRoot, stat);
     const path = join(procRoot, String(stat.pid), "cmdline");
+    const cached = this.argvCache.get(key);
+    if (cached) return cached;
     if (stat.state !== "D") {
       const argv = parseCmdline(await readFile(path, "utf8"));
       this.argvCache.set(key, argv);
       return argv;
     }
-    const cached = this.argvCache.get(key);
-    if (cached || this.stuckReads.has(key)) return cached;
+    if (this.stuckReads.has(key)) return undefined;
     this.stuckReads.add(key);
     const read = readFile(path, "utf8")
       .then((raw) => {

@@ -96,6 +96,8 @@ export const VRAM_HELD_BYTES = 1024 ** 3;
 export const PS_SLOW_FRACTION = 0.5;
 /** keep_alive for suspicion/verification canaries on a model whose expiry is unknown (Ollama's default). */
 export const FALLBACK_KEEP_ALIVE = "5m";
+/** How long a GPU reading may still show the work of a canary that just answered. */
+export const OWN_GPU_WORK_MS = 1500;
 
 export interface Episode {
   /** Tick when the first unanswered canary of the episode was issued. */
@@ -168,7 +170,20 @@ export interface TargetMemory {
   wasDown: boolean;
   psSeen: boolean;
   psFailingSinceMono: number | undefined;
+  /**
+   * The last sign of work getting done that is not our own canary (GPU busy, completions, runner
+   * CPU): target-wide, it makes a canary timeout inconclusive.
+   */
   lastProgress: { mono: number; why: string } | undefined;
+  /**
+   * The last canary answer. It proves only its own model alive: a frozen runner next to a healthy
+   * one must still be found, so it is never progress for the other models.
+   */
+  lastAnswer: { mono: number; why: string } | undefined;
+  /** Our own answered canaries whose `[GIN]` lines the journal has not shown yet. */
+  ownCompletionsOwed: number;
+  /** When the latest of our canaries that got an answer finished (it kept the GPU busy briefly). */
+  ownAnswerEndMono: number | undefined;
   models: Record<string, ModelMemory>;
   runners: Record<string, RunnerMemory>;
   remediation: RemediationMemory | undefined;
@@ -190,6 +205,9 @@ export function initialMemory(startMono: number): TargetMemory {
     psSeen: false,
     psFailingSinceMono: undefined,
     lastProgress: undefined,
+    lastAnswer: undefined,
+    ownCompletionsOwed: 0,
+    ownAnswerEndMono: undefined,
     models: {},
     runners: {},
     remediation: undefined,
@@ -250,7 +268,7 @@ export function decide(
   const rates = trackRunners(m, obs, nowMono);
   trackModels(m, obs, nowMono, rates);
   const gpu = gpuView(obs.gpus, config.detection.gpuBusyAbove);
-  const progressWhy = detectProgress(m, obs, gpu, rates);
+  const progressWhy = detectProgress(m, obs, gpu, rates, nowMono);
   if (progressWhy) m.lastProgress = { mono: nowMono, why: progressWhy };
   const t: Tick = {
     m,
@@ -402,6 +420,9 @@ function trackModels(m: TargetMemory, obs: Observation, now: number, rates: Runn
     const lead = Date.parse(model.expiresAt) - obs.wall;
     if (
       mm.loadingSinceMono === undefined &&
+      // A model that answered a canary is loaded (a reload changes its runner pid); its expiry
+      // also moves with every request its users finish.
+      mm.lastCanaryOkMono === undefined &&
       mm.expiryLeadMs !== undefined &&
       model.expiresAt !== mm.expiresAt &&
       Math.abs(lead - mm.expiryLeadMs) < LOADING_LEAD_TOLERANCE_MS
@@ -455,11 +476,20 @@ function detectProgress(
   obs: Observation,
   gpu: GpuView,
   rates: RunnerRate[],
+  now: number,
 ): string | undefined {
-  if (gpu.busy && gpu.busiest) {
+  for (const result of obs.canaryResults) {
+    if (result.outcome === "timeout") continue;
+    const end = result.startedMono + result.durationMs;
+    m.ownAnswerEndMono = Math.max(m.ownAnswerEndMono ?? end, end);
+  }
+  // nvidia-smi's utilization covers the last 1/6 s to 1 s: a busy reading right after one of our
+  // own canaries answered is that canary's work, not progress on anything else.
+  const gpuBusyIsOurs = m.ownAnswerEndMono !== undefined && now - m.ownAnswerEndMono <= OWN_GPU_WORK_MS;
+  if (gpu.busy && gpu.busiest && !gpuBusyIsOurs) {
     return `GPU ${gpu.busiest.index} at ${Math.round((gpu.busiest.utilization ?? 0) * 100)}%`;
   }
-  const completions = obs.journal?.completions ?? 0;
+  const completions = othersCompletions(m, obs);
   if (completions > 0) return `${completions} request(s) completed (journal)`;
   if (!gpu.present || modelsPartlyOnCpu(m)) {
     const computing = rates.find((r) => (r.cores ?? 0) >= CPU_PROGRESS_CORES);
@@ -469,6 +499,24 @@ function detectProgress(
     }
   }
   return undefined;
+}
+
+/**
+ * Completed requests in the journal that were not our own canaries: Ollama logs a `[GIN]` line for
+ * every finished request, canaries included, and a canary answered on one model must not pass for
+ * progress on a frozen other one. Answered canaries (ok or HTTP error) surely wrote a line; their
+ * lines may show up a tick late, so the debt is carried one tick. Timed-out canaries are not
+ * counted: a hung request writes no line, and over-counting would hide users' real progress.
+ */
+function othersCompletions(m: TargetMemory, obs: Observation): number {
+  if (!obs.journal) {
+    m.ownCompletionsOwed = 0;
+    return 0;
+  }
+  const answered = obs.canaryResults.filter((r) => r.outcome !== "timeout").length;
+  const own = m.ownCompletionsOwed + answered;
+  m.ownCompletionsOwed = Math.min(answered, Math.max(0, own - obs.journal.completions));
+  return Math.max(0, obs.journal.completions - own);
 }
 
 /** The tick a canary was issued at (its start is a little later): the freeze clock runs on ticks. */
@@ -484,8 +532,7 @@ function receiveCanaryResults(t: Tick): void {
     const mm = m.models[result.model];
     if (result.outcome === "ok") {
       const ttft = result.ttftMs ?? result.durationMs;
-      m.lastProgress = { mono: now, why: `canary on ${result.model} answered in ${Math.round(ttft)}ms` };
-      t.progressNow = true;
+      m.lastAnswer = { mono: now, why: `canary on ${result.model} answered in ${Math.round(ttft)}ms` };
       m.grace = undefined;
       if (m.wedged && result.startedMono > m.wedged.mono) m.wedged = undefined;
       if (mm) {
@@ -965,9 +1012,11 @@ function judgeCalm(t: Tick): Judgement {
     else if (!obs.ps.models.length) calm.push("idle: no model loaded");
     else {
       const names = obs.ps.models.map((model) => model.name).join(", ");
-      const progress = m.lastProgress
-        ? `; last progress ${formatMs(now - m.lastProgress.mono)} ago: ${m.lastProgress.why}`
-        : "";
+      const latest = [m.lastProgress, m.lastAnswer].reduce<TargetMemory["lastAnswer"]>(
+        (a, b) => (b && (!a || b.mono > a.mono) ? b : a),
+        undefined,
+      );
+      const progress = latest ? `; last progress ${formatMs(now - latest.mono)} ago: ${latest.why}` : "";
       calm.push(`${obs.ps.models.length} model(s) loaded (${names})${progress}`);
     }
   }

@@ -75,6 +75,31 @@ describe("failure modes get the right action", () => {
     expect(scenario.actions().map((a) => `${a.action}:${a.result}`)).toEqual(["kill-runner:success"]);
   });
 
+  it("F1 while a second model is loaded and answers: the frozen model's runner is the one killed", async () => {
+    scenario = await startScenario();
+    await scenario.loadModelAndSettle();
+    const other = "qwen2.5:0.5b";
+    await fetch(`${scenario.simulator.url}/api/generate`, {
+      method: "POST",
+      body: JSON.stringify({ model: other, prompt: "hello", stream: false, keep_alive: "30m" }),
+    }).then((r) => r.text());
+    const s = scenario;
+    await waitFor(
+      () => s.records.at(-1)?.observation.canaryResults.some((c) => c.model === other && c.outcome === "ok"),
+      {
+        timeoutMs: 15_000,
+        what: "a canary answered on the second model",
+      },
+    );
+    const stuckPid = scenario.simulator.runners().find((r) => r.model === MODEL)?.pid;
+    const { command, detectionMs } = await firstActionAfterFault(scenario, {
+      name: "runner-deadlock",
+      model: MODEL,
+    });
+    expect(command).toMatchObject({ kind: "kill-runner", model: MODEL, pid: stuckPid });
+    expect(detectionMs).toBeLessThanOrEqual(DETECTION_BOUND + SLACK);
+  });
+
   it("F2 runner spin: kill-runner", async () => {
     scenario = await startScenario();
     await scenario.loadModelAndSettle();

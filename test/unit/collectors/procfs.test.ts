@@ -257,6 +257,34 @@ describe("process scan", () => {
     expect(runners[0]).not.toHaveProperty("rssBytes");
   });
 
+  it("reads a command line once per process, again when its title (comm) changes", async () => {
+    const starting = { pid: 4000, comm: "node", ppid: 1187, argv: ["node", "/opt/sim/runner.js"] };
+    writeProcess(root, SERVER);
+    writeProcess(root, starting);
+    const scanner = new ProcessScanner();
+    expect((await scanner.scan(root, patterns)).runners).toEqual([]);
+    // The process renames itself (process.title): argv and comm change together.
+    writeProcess(root, {
+      ...starting,
+      comm: "ollama",
+      argv: ["ollama", "runner", "--model", "/m", "--port", "1"],
+    });
+    expect((await scanner.scan(root, patterns)).runners.map((r) => r.cmdline)).toEqual([
+      "ollama runner --model /m --port 1",
+    ]);
+    // Unchanged comm: the cached argv stands (no read per process per tick).
+    writeFileSync(join(root, "4000", "cmdline"), "something else\0");
+    expect((await scanner.scan(root, patterns)).runners.map((r) => r.pid)).toEqual([4000]);
+  });
+
+  it("answers concurrent scans (one per target, same tick) completely and alike", async () => {
+    for (const p of everyone) writeProcess(root, p);
+    const scanner = new ProcessScanner();
+    const [a, b] = await Promise.all([scanner.scan(root, patterns), scanner.scan(root, patterns)]);
+    expect(a).toEqual(b);
+    expect(a.runners.length).toBe(4);
+  });
+
   it("uses the target's regexes; without a visible server every runner-looking process counts", async () => {
     for (const p of everyone) writeProcess(root, p);
     const { server, runners } = await new ProcessScanner().scan(root, {

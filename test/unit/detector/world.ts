@@ -194,8 +194,10 @@ export class World {
       ];
     }
     if (this.journal) {
+      // Ollama writes a [GIN] line for every finished request: users' and our answered canaries'.
+      const answeredCanaries = observation.canaryResults.filter((r) => r.outcome !== "timeout").length;
       observation.journal = {
-        completions: this.completionsPerTick,
+        completions: this.completionsPerTick + answeredCanaries,
         wedgedGpuEvidence: this.pendingJournalEvidence,
         notable: [],
       };
