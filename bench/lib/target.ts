@@ -3,10 +3,13 @@
  * supervisor standing in for systemd, a restart command the watchdog (or the bash rule) runs, a
  * server process title unique to this process, and the server's [GIN] request lines as events.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type Simulator, type SimulatorOptions, startSimulator } from "../../src/simulator/index.js";
+import {
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+  startSupervisor,
+} from "../../src/simulator/index.js";
 
 export const MODEL = "llama3.2:1b";
 export const OTHER_MODEL = "qwen2.5:0.5b";
@@ -26,16 +29,6 @@ export interface BenchTarget {
   lastRequestAt(): number | undefined;
   onRequest(listener: (at: number) => void): void;
   stop(): Promise<void>;
-}
-
-/** argv of a restart command that POSTs to a URL, run without a shell. */
-export function restartArgv(restartUrl: string): string[] {
-  return [
-    process.execPath,
-    "-e",
-    "fetch(process.argv[1],{method:'POST'}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
-    restartUrl,
-  ];
 }
 
 export function escapeRegExp(text: string): string {
@@ -68,33 +61,19 @@ export async function startBenchTarget(options: {
       for (const listener of listeners) listener(at);
     },
   });
-  const restarts: number[] = [];
-  const supervisor: Server = createServer((req, res) => {
-    if (req.method !== "POST") {
-      res.writeHead(405).end();
-      return;
-    }
-    restarts.push(performance.now());
-    simulator.restart().then(
-      () => res.writeHead(204).end(),
-      (error: unknown) => res.writeHead(500).end(String(error)),
-    );
-  });
-  await new Promise<void>((resolve) => supervisor.listen(0, "127.0.0.1", resolve));
-  const restartUrl = `http://127.0.0.1:${(supervisor.address() as AddressInfo).port}/restart`;
+  const supervisor = await startSupervisor(simulator);
   return {
     simulator,
     url: simulator.url,
-    restartArgv: restartArgv(restartUrl),
+    restartArgv: supervisor.restartArgv,
     serverPattern: options.serverPattern,
     runnerPattern: `^ollama runner --model ${escapeRegExp(stateDir)}/`,
-    restarts,
+    restarts: supervisor.restarts,
     lastRequestAt: () => lastRequest,
     onRequest: (listener) => listeners.push(listener),
     async stop() {
       await simulator.stop();
-      supervisor.closeAllConnections();
-      await new Promise((resolve) => supervisor.close(resolve));
+      await supervisor.close();
     },
   };
 }

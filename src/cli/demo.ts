@@ -7,7 +7,7 @@ import { silentLogger } from "../core/log.js";
 import type { TickRecord } from "../core/types.js";
 import { Watchdog } from "../daemon/watchdog.js";
 import { renderMarkdown } from "../incidents/report.js";
-import { startSimulator } from "../simulator/index.js";
+import { startSimulator, startSupervisor } from "../simulator/index.js";
 
 const DEMO_MODEL = "llama3.2:1b";
 
@@ -42,6 +42,7 @@ export async function demoCommand(opts: {
   // to it keeps other Ollamas (or simulators) on this host from being mistaken for it.
   const serverTitle = `ollama serve demo-${simulator.port}`;
   process.title = serverTitle;
+  const supervisor = await startSupervisor(simulator);
   const config = parseConfig({
     interval: "1s",
     listen: `127.0.0.1:${opts.port}`,
@@ -50,17 +51,7 @@ export async function demoCommand(opts: {
       {
         name: "demo",
         url: simulator.url,
-        restart: {
-          command: {
-            argv: [
-              process.execPath,
-              "-e",
-              "fetch(process.argv[1],{method:'POST'}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
-              `${simulator.url}/_sim/restart`,
-            ],
-            timeout: "10s",
-          },
-        },
+        restart: { command: { argv: supervisor.restartArgv, timeout: "10s" } },
         processes: { server: `^${serverTitle}` },
       },
     ],
@@ -149,6 +140,7 @@ export async function demoCommand(opts: {
   clearTimeout(freezeTimer);
   await watchdog.stop();
   await simulator.stop();
+  await supervisor.close();
   rmSync(workDir, { recursive: true, force: true });
   return code;
 }

@@ -1,6 +1,7 @@
 /** The fault-injecting Ollama simulator (DESIGN.md §8). */
 export { FAULTS, findFault } from "./faults/index.js";
 export { startSimulator } from "./simulator.js";
+export { postArgv, type Supervisor, startSupervisor } from "./supervisor.js";
 export type {
   FaultName,
   FaultSpec,

@@ -1,6 +1,4 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config/load.js";
@@ -8,7 +6,12 @@ import type { Config } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/core/log.js";
 import type { TickRecord, WatchdogState } from "../../src/core/types.js";
 import { Watchdog } from "../../src/daemon/watchdog.js";
-import { type Simulator, type SimulatorOptions, startSimulator } from "../../src/simulator/index.js";
+import {
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+  startSupervisor,
+} from "../../src/simulator/index.js";
 import { waitFor } from "./wait.js";
 
 /**
@@ -47,35 +50,6 @@ export interface Scenario {
   stop(): Promise<void>;
 }
 
-/** argv of a restart command that POSTs to a URL (no shell): the watchdog's `command` restart kind. */
-export function restartArgv(restartUrl: string): string[] {
-  return [
-    process.execPath,
-    "-e",
-    "fetch(process.argv[1],{method:'POST'}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
-    restartUrl,
-  ];
-}
-
-/**
- * Plays the part of systemd for the in-process simulator: restarts it on request, even when the
- * simulator itself crashed (F7) and its own control endpoint is gone.
- */
-async function startSupervisor(restart: () => Promise<void>): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    if (req.method !== "POST") {
-      res.writeHead(405).end();
-      return;
-    }
-    restart().then(
-      () => res.writeHead(204).end(),
-      (error: unknown) => res.writeHead(500).end(String(error)),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/restart`, server };
-}
-
 export async function startScenario(
   options: { simulator?: SimulatorOptions; config?: Record<string, unknown>; stateDir?: string } = {},
 ): Promise<Scenario> {
@@ -86,7 +60,7 @@ export async function startScenario(
     timing: { tokenIntervalMs: 10, loadMs: 100 },
     ...options.simulator,
   });
-  const supervisor = await startSupervisor(() => simulator.restart());
+  const supervisor = await startSupervisor(simulator);
   // The simulator runs inside this test process, so this process plays `ollama serve`: a title
   // unique to this simulator lets the watchdog tell its runners from those of simulators that
   // other test files run at the same time (as it tells two Ollama services apart on one host).
@@ -101,7 +75,7 @@ export async function startScenario(
         {
           name: "sim",
           url: simulator.url,
-          restart: { command: { argv: restartArgv(supervisor.url), timeout: "5s" } },
+          restart: { command: { argv: supervisor.restartArgv, timeout: "5s" } },
           processes: { server: String.raw`^${serverTitle}\b` },
         },
       ],
@@ -159,8 +133,7 @@ export async function startScenario(
     async stop() {
       await watchdog.stop();
       await simulator.stop();
-      supervisor.server.closeAllConnections();
-      await new Promise((resolve) => supervisor.server.close(resolve));
+      await supervisor.close();
       rmSync(workDir, { recursive: true, force: true });
     },
   };
