@@ -76,6 +76,15 @@ export function parseRunnerArgs(argv: string[]): { modelPath?: string; port?: nu
   return result;
 }
 
+/**
+ * A process that renamed itself (process.title, setproctitle) leaves one space-joined string,
+ * padded with NULs, where exec left one argument per NUL.
+ */
+function runnerArgv(argv: string[]): string[] {
+  const present = argv.filter((arg) => arg !== "");
+  return present.length === 1 ? (present[0] as string).trim().split(/\s+/) : argv;
+}
+
 interface ScannedProcess {
   stat: ProcStat;
   /** undefined when it could not be read in time (a process in D state can block the read). */
@@ -212,7 +221,7 @@ export class ProcessScanner {
       state: stat.state,
       cpuSeconds: (stat.utimeTicks + stat.stimeTicks) / CLK_TCK,
       startSeconds: stat.startTicks / CLK_TCK,
-      ...parseRunnerArgs(argv),
+      ...parseRunnerArgs(runnerArgv(argv)),
     };
     try {
       const rssBytes = parseStatusRssBytes(

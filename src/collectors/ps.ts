@@ -1,4 +1,4 @@
-import { fetchJson } from "../core/http.js";
+import { type FetchFn, fetchJson } from "../core/http.js";
 import type { LoadedModel } from "../core/types.js";
 import { type Collector, endpoint, fetchWithSignal } from "./collector.js";
 
@@ -60,9 +60,46 @@ export const psCollector: Collector<{ models: LoadedModel[]; latencyMs: number }
       const detail = ollamaErrorText(result.body);
       throw new Error(`/api/ps: ${result.error ?? "failed"}${detail ? `: ${detail}` : ""}`);
     }
-    return {
-      applies: true,
-      value: { models: parsePsResponse(result.body), latencyMs: Math.round(result.latencyMs) },
-    };
+    const models = parsePsResponse(result.body);
+    attachBlobs(models, ctx.target.url, timeoutMs, ctx.fetch);
+    return { applies: true, value: { models, latencyMs: Math.round(result.latencyMs) } };
   },
 };
+
+/** The weights blob named by a Modelfile's `FROM /…/blobs/sha256-<hex>` line; pure. */
+export function blobFromModelfile(modelfile: unknown): string | undefined {
+  if (typeof modelfile !== "string") return undefined;
+  return /^FROM\s+\S*?(sha256-[0-9a-f]{12,})\s*$/m.exec(modelfile)?.[1];
+}
+
+/**
+ * What /api/show said about each model's weights blob, by server, name and digest (a model
+ * pulled again gets a new digest). Asked once per model, beside the tick: /api/ps answers at once
+ * with the blobs already known, and a model that just appeared has its blob from the next tick on.
+ */
+const blobs = new Map<string, string>();
+const lookups = new Set<string>();
+
+function attachBlobs(models: LoadedModel[], url: string, timeoutMs: number, fetch: FetchFn): void {
+  for (const model of models) {
+    const key = `${url}\0${model.name}\0${model.digest}`;
+    const blob = blobs.get(key);
+    if (blob) {
+      model.blob = blob;
+      continue;
+    }
+    if (lookups.has(key)) continue;
+    lookups.add(key);
+    void fetchJson<{ modelfile?: unknown }>(endpoint(url, "/api/show"), {
+      timeoutMs,
+      fetch,
+      method: "POST",
+      body: { model: model.name },
+    })
+      .then((shown) => {
+        const found = shown.ok ? blobFromModelfile(shown.body?.modelfile) : undefined;
+        if (found) blobs.set(key, found);
+      })
+      .finally(() => lookups.delete(key));
+  }
+}

@@ -32,6 +32,11 @@ export interface LoadedModel {
   expiresAt: string;
   contextLength: number | null;
   details?: Record<string, unknown>;
+  /**
+   * File name of the model's weights blob ("sha256-<hex>"), from /api/show's Modelfile `FROM`
+   * line: the runner serving the model has it in its `--model` path.
+   */
+  blob?: string;
 }
 
 /** One GPU. Fields the tool reported as [N/A] / [Not Supported] are absent, never NaN or 0. */

@@ -108,6 +108,7 @@ export interface Episode {
 export interface ModelMemory {
   name: string;
   digest: string;
+  blob: string | undefined;
   contextLength: number | null;
   expiresAt: string;
   size: number;
@@ -383,6 +384,7 @@ function newModelMemory(model: LoadedModel, now: number, loading: boolean): Mode
   return {
     name: model.name,
     digest: model.digest,
+    blob: model.blob,
     contextLength: model.contextLength,
     expiresAt: model.expiresAt,
     size: model.size,
@@ -442,6 +444,7 @@ function trackModels(m: TargetMemory, obs: Observation, now: number, rates: Runn
     }
     mm.expiryLeadMs = Number.isFinite(lead) ? lead : undefined;
     mm.digest = model.digest;
+    mm.blob = model.blob;
     mm.contextLength = model.contextLength;
     mm.expiresAt = model.expiresAt;
     mm.size = model.size;

@@ -11,15 +11,20 @@ export function sameProcess(a: RunnerIdentity, b: RunnerIdentity): boolean {
 }
 
 /**
- * The runner process serving a model, in order of confidence: the pid learned when the model
+ * The runner process serving a model, in order of confidence: the runner whose `--model` path
+ * ends in the model's weights blob (from /api/show); the pid learned when the model
  * and its runner appeared together; a runner whose `--model` path names the model or holds its
  * digest; the only runner. Undefined when it cannot be told (then the ladder skips kill-runner).
  */
 export function runnerForModel(
-  model: { name: string; digest?: string | undefined },
+  model: { name: string; digest?: string | undefined; blob?: string | undefined },
   runners: readonly ProcessSample[],
   knownPid: number | undefined,
 ): ProcessSample | undefined {
+  if (model.blob) {
+    const byBlob = runners.filter((r) => r.modelPath?.split("/").pop() === model.blob);
+    if (byBlob.length === 1) return byBlob[0];
+  }
   if (knownPid !== undefined) {
     const known = runners.find((r) => r.pid === knownPid);
     if (known) return known;

@@ -77,12 +77,16 @@ describe("failure modes get the right action", () => {
 
   it("F1 while a second model is loaded and answers: the frozen model's runner is the one killed", async () => {
     scenario = await startScenario();
-    await scenario.loadModelAndSettle();
     const other = "qwen2.5:0.5b";
-    await fetch(`${scenario.simulator.url}/api/generate`, {
-      method: "POST",
-      body: JSON.stringify({ model: other, prompt: "hello", stream: false, keep_alive: "30m" }),
-    }).then((r) => r.text());
+    // Both load at once: no runner can be told apart by when it appeared, only by its weights blob.
+    await Promise.all(
+      [MODEL, other].map((model) =>
+        fetch(`${scenario?.simulator.url}/api/generate`, {
+          method: "POST",
+          body: JSON.stringify({ model, prompt: "hello", stream: false, keep_alive: "30m" }),
+        }).then((r) => r.text()),
+      ),
+    );
     const s = scenario;
     await waitFor(
       () => s.records.at(-1)?.observation.canaryResults.some((c) => c.model === other && c.outcome === "ok"),

@@ -277,6 +277,20 @@ describe("process scan", () => {
     expect((await scanner.scan(root, patterns)).runners.map((r) => r.pid)).toEqual([4000]);
   });
 
+  it("parses --model and --port of a runner that renamed itself (one space-joined, NUL-padded argv)", async () => {
+    writeProcess(root, SERVER);
+    mkdirSync(join(root, "4100"), { recursive: true });
+    writeFileSync(join(root, "4100", "stat"), statLine({ pid: 4100, comm: "ollama", ppid: 1187 }));
+    writeFileSync(
+      join(root, "4100", "cmdline"),
+      "ollama runner --model /m/blobs/sha256-00aa --port 4242\0\0\0\0",
+    );
+    const { runners } = await new ProcessScanner().scan(root, patterns);
+    expect(runners).toEqual([
+      expect.objectContaining({ pid: 4100, modelPath: "/m/blobs/sha256-00aa", port: 4242 }),
+    ]);
+  });
+
   it("answers concurrent scans (one per target, same tick) completely and alike", async () => {
     for (const p of everyone) writeProcess(root, p);
     const scanner = new ProcessScanner();

@@ -54,4 +54,16 @@ describe("runnerForModel", () => {
     expect(runnerForModel(model, [runner(1), runner(2)], undefined)).toBeUndefined();
     expect(runnerForModel(model, [], undefined)).toBeUndefined();
   });
+
+  it("matches the runner by the weights blob /api/show names, even against a learned pid", () => {
+    const blob = "sha256-dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff";
+    const withBlob = { ...model, blob };
+    const other = runner(
+      1,
+      "/usr/share/ollama/.ollama/models/blobs/sha256-74701a8c35f6c8d9a4b91f3f3497643001d63e0c7a84e085bed452548fa88d45",
+    );
+    const mine = runner(2, `/usr/share/ollama/.ollama/models/blobs/${blob}`);
+    expect(runnerForModel(withBlob, [other, mine], undefined)?.pid).toBe(2);
+    expect(runnerForModel(withBlob, [other, mine], 1)?.pid).toBe(2);
+  });
 });
