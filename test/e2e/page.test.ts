@@ -1,8 +1,9 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium, watchPageProblems } from "../support/browser.js";
 import { ROOT } from "../support/paths.js";
 import { MODEL, SCALED, type Scenario, startScenario } from "../support/scenario.js";
 
@@ -60,37 +61,13 @@ describe("live page against the real daemon and simulator", () => {
         simulator: { timing: { tokenIntervalMs: 10, loadMs: LOAD_MS } },
         config: { remediation: { ...SCALED.remediation, cooldown: `${COOLDOWN_MS}ms` } },
       }),
-      chromium.launchPersistentContext(profileDir, {
-        executablePath: "/usr/bin/chromium",
-        headless: true,
-        timezoneId: "UTC",
-        locale: "en-GB",
-        viewport: { width: 1280, height: 900 },
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      }),
+      launchChromium(profileDir),
     ]);
     scenario = started;
     context = launched;
     origin = scenario.watchdog.url;
     page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (message) => {
-      if (message.type() === "error" || message.type() === "warning")
-        problems.push(`console ${message.type()}: ${message.text()}`);
-    });
-    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-    page.on("request", (request) => {
-      if (!request.url().startsWith(`${origin}/`) && !request.url().startsWith("data:")) {
-        problems.push(`external request: ${request.url()}`);
-      }
-    });
+    watchPageProblems(page, () => `${origin}/`, problems);
     // The page's own state history: every value the badge's data-state takes, however briefly.
     await page.addInitScript((target: string) => {
       window.__states = [];

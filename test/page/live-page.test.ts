@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/core/clock.js";
 import { silentLogger } from "../../src/core/log.js";
@@ -15,6 +15,7 @@ import {
   suspectResolvedByItself,
   TickScript,
 } from "../incidents/scenarios.js";
+import { launchChromium, watchPageProblems } from "../support/browser.js";
 import { ROOT } from "../support/paths.js";
 import { LiveFeed, serveRoutes } from "./live-feed.js";
 
@@ -75,33 +76,9 @@ describe("live page", () => {
     });
     server = await serveRoutes(pageRoutes({ snapshot: feed.snapshot, incidents, history }));
 
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      timezoneId: "UTC",
-      locale: "en-GB",
-      viewport: { width: 1280, height: 900 },
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    context = await launchChromium(profileDir);
     page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (message) => {
-      if (message.type() === "error" || message.type() === "warning")
-        problems.push(`console ${message.type()}: ${message.text()}`);
-    });
-    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-    page.on("request", (request) => {
-      if (!request.url().startsWith(server.url) && !request.url().startsWith("data:")) {
-        problems.push(`external request: ${request.url()}`);
-      }
-    });
+    watchPageProblems(page, () => server.url, problems);
   });
 
   afterAll(async () => {
