@@ -272,16 +272,29 @@ describe("decide: benign rows produce zero actions over many times freezeAfter",
     expectCalm(world);
   });
 
+  /**
+   * Two models loaded and healthy for 3 minutes, then `frozen` hangs while the other keeps
+   * answering: the frozen one's runner must be killed within the F1 bound.
+   */
+  function expectOnlyFrozenModelKilled(
+    world: World,
+    frozen: string,
+    beforeFreeze: () => void = () => {},
+  ): void {
+    world.run(3 * MIN);
+    const frozenAt = world.t;
+    beforeFreeze();
+    world.fate = (model) => (model === frozen ? { kind: "hang" } : undefined);
+    world.run(5 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
+    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner", model: frozen });
+    expect((world.actions[0]?.t ?? Number.POSITIVE_INFINITY) - frozenAt).toBeLessThanOrEqual(135_000);
+  }
+
   it("F1 on one model while another loaded model answers its canaries: only the frozen one is killed", () => {
     const world = new World();
     world.load("llama3.2");
     world.load("qwen3");
-    world.run(3 * MIN);
-    const frozenAt = world.t;
-    world.fate = (model) => (model === "qwen3" ? { kind: "hang" } : undefined);
-    world.run(5 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
-    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner", model: "qwen3" });
-    expect((world.actions[0]?.t ?? Number.POSITIVE_INFINITY) - frozenAt).toBeLessThanOrEqual(135_000);
+    expectOnlyFrozenModelKilled(world, "qwen3");
   });
 
   it("F1 on one model, journal on: the other model's answered canaries are not progress", () => {
@@ -289,26 +302,17 @@ describe("decide: benign rows produce zero actions over many times freezeAfter",
     world.journal = true;
     world.load("llama3.2");
     world.load("qwen3");
-    world.run(3 * MIN);
-    const frozenAt = world.t;
-    world.fate = (model) => (model === "qwen3" ? { kind: "hang" } : undefined);
-    world.run(5 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
-    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner", model: "qwen3" });
-    expect((world.actions[0]?.t ?? Number.POSITIVE_INFINITY) - frozenAt).toBeLessThanOrEqual(135_000);
+    expectOnlyFrozenModelKilled(world, "qwen3");
   });
 
   it("F1 on one model while users' requests keep moving another model's expiry", () => {
     const world = new World();
     world.load("llama3.2");
     const busy = world.load("qwen3");
-    world.run(3 * MIN);
-    const frozenAt = world.t;
     // Every finished request re-arms qwen3's expiry: it moves in step with the clock, as a load does.
-    busy.loadingKeepAliveMs = 5 * MIN;
-    world.fate = (model) => (model === "llama3.2" ? { kind: "hang" } : undefined);
-    world.run(5 * MIN, (e) => e.verdict.commands.some((c) => c.kind !== "canary"));
-    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner", model: "llama3.2" });
-    expect((world.actions[0]?.t ?? Number.POSITIVE_INFINITY) - frozenAt).toBeLessThanOrEqual(135_000);
+    expectOnlyFrozenModelKilled(world, "llama3.2", () => {
+      busy.loadingKeepAliveMs = 5 * MIN;
+    });
   });
 
   it("B3 a load already under way at the watchdog's first look: its expiry moves with the clock", () => {
