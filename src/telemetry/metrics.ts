@@ -19,6 +19,7 @@ import {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { type Route, sendText } from "../server/route.js";
+import { ProxyTelemetry } from "./proxy.js";
 
 export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error"];
 
@@ -42,6 +43,8 @@ const GPU_LABELS = ["gpu", "uuid", "name"] as const;
 
 export class Telemetry {
   readonly registry: Registry;
+  /** The stall guard's per-request metrics (targets with `proxy`). */
+  readonly proxy: ProxyTelemetry;
   private readonly getSnapshot: () => Snapshot;
   private cached: Snapshot | undefined;
   /** Targets whose event metrics were pre-initialised to 0 (so rate() works from the first scrape). */
@@ -58,6 +61,7 @@ export class Telemetry {
     const registers = [this.registry];
     const snap = () => this.snapshot();
     const version = options.version ?? VERSION;
+    this.proxy = new ProxyTelemetry(this.registry);
 
     const gauge = <L extends string>(
       name: string,

@@ -1,0 +1,142 @@
+/**
+ * The requests the stall guard has open right now, per model: what the detector reads as demand
+ * (requests waiting for tokens) and progress (tokens streamed), and what the metrics count.
+ */
+import type { TokenCounters } from "./meter.js";
+
+export interface OpenRequest {
+  readonly id: number;
+  readonly model: string;
+  readonly endpoint: string;
+  readonly generates: boolean;
+  readonly startedMono: number;
+  /** Forwarded to Ollama (not held, not reading its body). */
+  forwardedMono?: number;
+  firstChunkMono?: number;
+  lastChunkMono?: number;
+  chunks: number;
+}
+
+/** One finished request, as the metrics record it. */
+export interface FinishedRequest {
+  model: string;
+  endpoint: string;
+  /** The HTTP status the client got, or "499" when it went away before the answer ended. */
+  code: string;
+  durationS: number;
+  /** Streamed answers of generating endpoints only: time to the first chunk. */
+  ttftS?: number;
+  counters: TokenCounters;
+}
+
+/** Where the stall guard reports what it did (the target label is the sink's business). */
+export interface ProxyMetricsSink {
+  started(model: string): void;
+  finished(request: FinishedRequest): void;
+  held(model: string): void;
+  replayed(model: string): void;
+  rejected(model: string, reason: RejectReason): void;
+}
+
+export const REJECT_REASONS = [
+  "hold-timeout",
+  "exhausted",
+  "down",
+  "upstream-unreachable",
+  "body-too-large",
+  "overloaded",
+  "token-gap",
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Per model, at one instant: the proxy's evidence for the detector. */
+export interface ModelTraffic {
+  model: string;
+  /** Generating requests forwarded to Ollama and not finished. */
+  inFlight: number;
+  /** Of those, the ones that have not received their first chunk. */
+  waiting: number;
+  /**
+   * The earliest moment since which some in-flight request has had nothing: its forward time when
+   * no chunk came yet, else its last chunk. Undefined with nothing in flight.
+   */
+  quietSinceMono?: number;
+  /** The last chunk streamed for this model by any request (kept after the requests end). */
+  lastChunkMono?: number;
+  /** Chunks streamed for this model since the proxy started (a counter: the detector diffs it). */
+  chunks: number;
+  /** The request that has waited longest without a first chunk: since when. */
+  oldestWaitingMono?: number;
+}
+
+const MAX_MODELS = 256;
+
+export class Traffic {
+  private readonly open = new Set<OpenRequest>();
+  private readonly history = new Map<string, { lastChunkMono?: number; chunks: number }>();
+  private nextId = 1;
+
+  begin(model: string, endpoint: string, generates: boolean, startedMono: number): OpenRequest {
+    const request: OpenRequest = { id: this.nextId++, model, endpoint, generates, startedMono, chunks: 0 };
+    this.open.add(request);
+    return request;
+  }
+
+  chunk(request: OpenRequest, count: number, mono: number): void {
+    if (count <= 0) return;
+    request.chunks += count;
+    request.firstChunkMono ??= mono;
+    request.lastChunkMono = mono;
+    if (!request.generates) return;
+    let seen = this.history.get(request.model);
+    if (!seen) {
+      // Only models Ollama streamed tokens for get here, but keep it bounded all the same.
+      if (this.history.size >= MAX_MODELS) this.history.delete(this.history.keys().next().value as string);
+      seen = { chunks: 0 };
+      this.history.set(request.model, seen);
+    }
+    seen.chunks += count;
+    seen.lastChunkMono = mono;
+  }
+
+  end(request: OpenRequest): void {
+    this.open.delete(request);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  requests(): OpenRequest[] {
+    return [...this.open];
+  }
+
+  /** Per model: generating requests in flight and the chunks they streamed. */
+  byModel(): ModelTraffic[] {
+    const models = new Map<string, ModelTraffic>();
+    for (const [model, seen] of this.history) {
+      const entry: ModelTraffic = { model, inFlight: 0, waiting: 0, chunks: seen.chunks };
+      if (seen.lastChunkMono !== undefined) entry.lastChunkMono = seen.lastChunkMono;
+      models.set(model, entry);
+    }
+    for (const request of this.open) {
+      if (!request.generates || request.forwardedMono === undefined) continue;
+      let entry = models.get(request.model);
+      if (!entry) {
+        entry = { model: request.model, inFlight: 0, waiting: 0, chunks: 0 };
+        models.set(request.model, entry);
+      }
+      entry.inFlight++;
+      const quietSince = request.lastChunkMono ?? request.forwardedMono;
+      entry.quietSinceMono = Math.min(entry.quietSinceMono ?? quietSince, quietSince);
+      if (request.firstChunkMono === undefined) {
+        entry.waiting++;
+        entry.oldestWaitingMono = Math.min(
+          entry.oldestWaitingMono ?? request.forwardedMono,
+          request.forwardedMono,
+        );
+      }
+    }
+    return [...models.values()];
+  }
+}
