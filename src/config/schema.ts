@@ -70,6 +70,15 @@ const DEFAULT_PROCESSES = {
   runner: "ollama runner|ollama_llama_server|llama-server",
 };
 
+const hostPort = v.pipe(v.string(), v.regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected "host:port"'));
+
+/** The stall guard in front of a target (docs/proxy.md); absent = no proxy. */
+const proxySchema = v.strictObject({
+  listen: hostPort,
+  holdFor: v.optional(duration, "60s"),
+  maxTokenGap: v.optional(v.nullable(duration), null),
+});
+
 const targetSchema = v.strictObject({
   name: v.pipe(
     v.string(),
@@ -86,15 +95,13 @@ const targetSchema = v.strictObject({
   ),
   /** systemd unit whose journal is read for completions and GPU errors; defaults to restart.systemd.unit. */
   journalUnit: v.optional(v.nullable(v.string())),
+  proxy: v.optional(proxySchema),
 });
 
 export function configSchema(env: NodeJS.ProcessEnv = process.env) {
   return v.strictObject({
     interval: v.optional(duration, "15s"),
-    listen: v.optional(
-      v.pipe(v.string(), v.regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected "host:port"')),
-      "127.0.0.1:11464",
-    ),
+    listen: v.optional(hostPort, "127.0.0.1:11464"),
     stateDir: v.optional(nonEmpty, "/var/lib/ollama-watchdog"),
     textfile: v.optional(v.nullable(nonEmpty), null),
     procRoot: v.optional(nonEmpty, "/proc"),
@@ -106,6 +113,10 @@ export function configSchema(env: NodeJS.ProcessEnv = process.env) {
           (targets) => new Set(targets.map((t) => t.name)).size === targets.length,
           "target names must be unique",
         ),
+        v.check((targets) => {
+          const listens = targets.flatMap((t) => (t.proxy ? [t.proxy.listen] : []));
+          return new Set(listens).size === listens.length;
+        }, "proxy.listen must differ between targets"),
       ),
       () => [{ name: "default", url: urlFromOllamaHost(env.OLLAMA_HOST) }],
     ),

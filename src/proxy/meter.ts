@@ -55,7 +55,10 @@ export class StreamMeter {
 
   /** The answer ended: a last line without a newline, or a whole JSON document, is read now. */
   end(): void {
-    if (this.overflow || this.pendingBytes === 0) return this.reset();
+    if (this.overflow || this.pendingBytes === 0) {
+      this.reset();
+      return;
+    }
     const rest = Buffer.concat(this.pending, this.pendingBytes);
     this.reset();
     if (this.format === "other") this.read(rest);

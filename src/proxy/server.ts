@@ -518,7 +518,10 @@ class Exchange {
 
   private endStalledStream(gapMs: number): void {
     if (this.finished) return;
-    if (this.clientSlow) return void this.gapTimer?.refresh();
+    if (this.clientSlow) {
+      this.gapTimer?.refresh();
+      return;
+    }
     const message = `no token for ${gapMs / 1000}s: ollama-watchdog ended this stream (proxy.maxTokenGap)`;
     this.abortUpstream();
     this.guard.opts.metrics?.rejected(this.model, "token-gap");

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
@@ -233,7 +234,7 @@ describe("the stall guard passes every endpoint's bytes unchanged", () => {
     const stream = await new Ollama({ host: guard.url }).generate({ model: "m", prompt: "p", stream: true });
     const parts: string[] = [];
     for await (const part of stream) {
-      parts.push(part.response);
+      parts.push(part.response ?? "");
       // Only once the first chunk reached the client does the upstream write the last one.
       if (parts.length === 1) release?.();
     }
@@ -260,7 +261,6 @@ describe("the stall guard passes every endpoint's bytes unchanged", () => {
       pump();
     });
     const guard = await startGuard(upstream);
-    const { request } = await import("node:http");
     const received = await new Promise<number>((resolve, reject) => {
       const req = request(`${guard.url}/api/blobs/x`, (res) => {
         res.pause();
