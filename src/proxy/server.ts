@@ -484,7 +484,10 @@ class Exchange {
       this.finish(String(this.upstreamResponse?.statusCode ?? 502));
       return;
     }
-    if (this.upstreamResponse === undefined && this.replayable(502, NOTHING)) return this.replay(undefined);
+    if (this.upstreamResponse === undefined && this.replayable(502, NOTHING)) {
+      this.replay(undefined);
+      return;
+    }
     const why = error.code ? `${error.code}: ${error.message}` : error.message;
     this.reject(502, "upstream-unreachable", `Ollama at ${this.guard.opts.upstream} did not answer (${why})`);
   }
