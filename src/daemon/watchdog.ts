@@ -24,6 +24,8 @@ import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
 import { pageRoutes } from "../page/routes.js";
+import { StallGuards } from "../proxy/attach.js";
+import { healingView } from "../proxy/view.js";
 import { createExecutor, type Executor } from "../remediation/executor.js";
 import { Ledger } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
@@ -79,6 +81,7 @@ export class Watchdog {
   private tickInProgress: Promise<void> | undefined;
   private stopping = false;
   private server: HttpServer | undefined;
+  private guards: StallGuards | undefined;
   private hostInFlight: Promise<void> | undefined;
   private latestHost: { result: HostObservation; mono: number } | undefined;
 
@@ -138,6 +141,7 @@ export class Watchdog {
     });
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
+    await watchdog.startStallGuards();
     watchdog.notifier.ready(`listening on ${watchdog.url}`);
     watchdog.log.info(
       { url: watchdog.url, targets: options.config.targets.map((t) => t.name), version: VERSION },
@@ -165,6 +169,29 @@ export class Watchdog {
       }),
     ];
     this.server = await startHttpServer(this.config.listen, routes, this.log.child({ component: "http" }));
+  }
+
+  private async startStallGuards(): Promise<void> {
+    if (!this.config.targets.some((t) => t.proxy)) return;
+    this.guards = await StallGuards.start({
+      targets: this.config.targets,
+      view: (name) => {
+        const runtime = this.targets.find((t) => t.config.name === name) as TargetRuntime;
+        return healingView(runtime.snapshot, runtime.memory, this.config);
+      },
+      retryAfter: {
+        downS: (2 * this.config.interval) / 1000,
+        exhaustedS: this.config.remediation.cooldown / 1000,
+      },
+      metrics: this.telemetry.proxy,
+      clock: this.clock,
+      log: this.log,
+    });
+  }
+
+  /** The stall guard's address in front of a target (undefined without `proxy`). */
+  proxyUrl(target: string): string | undefined {
+    return this.guards?.url(target);
   }
 
   /** The loop is alive when a tick finished within three intervals (or it just started). */
@@ -240,6 +267,7 @@ export class Watchdog {
     }
     this.notifier.watchdog();
     this.notifier.status(this.targets.map((t) => `${t.config.name}: ${t.snapshot.state}`).join(", "));
+    this.guards?.ticked();
     this.events.emit("tick", records);
     return records;
   }
@@ -414,6 +442,7 @@ export class Watchdog {
       Promise.allSettled(pending),
       new Promise((resolve) => setTimeout(resolve, 5000).unref()),
     ]);
+    await this.guards?.close();
     await this.server?.close();
     this.log.info("watchdog stopped");
   }

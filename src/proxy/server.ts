@@ -165,14 +165,24 @@ export class StallGuard {
     return guard;
   }
 
-  /** Stops listening and ends every open exchange (their clients see the connection close). */
-  close(): Promise<void> {
+  /**
+   * Stops listening at once (held requests are answered 503); open answers get up to `graceMs` to
+   * end, then every connection is closed (their clients see it close, as when Ollama stops).
+   */
+  async close(graceMs = 0): Promise<void> {
     this.closing = true;
-    return new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      this.agent.destroy();
-    });
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (graceMs > 0 && this.traffic.size > 0) {
+      const deadline = this.clock.monotonic() + graceMs;
+      while (this.traffic.size > 0 && this.clock.monotonic() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        this.server.closeIdleConnections();
+      }
+    }
+    this.server.closeAllConnections();
+    this.agent.destroy();
+    await closed;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

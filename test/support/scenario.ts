@@ -51,7 +51,13 @@ export interface Scenario {
 }
 
 export async function startScenario(
-  options: { simulator?: SimulatorOptions; config?: Record<string, unknown>; stateDir?: string } = {},
+  options: {
+    simulator?: SimulatorOptions;
+    config?: Record<string, unknown>;
+    /** Extra keys of the one target (e.g. `proxy`). */
+    target?: Record<string, unknown>;
+    stateDir?: string;
+  } = {},
 ): Promise<Scenario> {
   const workDir = mkdtempSync(join(tmpdir(), "owd-scenario-"));
   const stateDir = options.stateDir ?? join(workDir, "state");
@@ -77,6 +83,7 @@ export async function startScenario(
           url: simulator.url,
           restart: { command: { argv: supervisor.restartArgv, timeout: "5s" } },
           processes: { server: String.raw`^${serverTitle}\b` },
+          ...options.target,
         },
       ],
       gpu: { backend: "nvidia", nvidiaSmi: simulator.nvidiaSmiPath, timeout: "1s" },
