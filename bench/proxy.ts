@@ -74,6 +74,8 @@ async function runGuard(upstream: string): Promise<void> {
     maxTokenGapMs: null,
     log: silentLogger(),
   });
+  // A clean exit on SIGINT, so `node --cpu-prof` writes its profile.
+  process.once("SIGINT", () => void guard.close().then(() => process.exit(0)));
   process.stdout.write(`${JSON.stringify({ url: guard.url })}\n`);
 }
 
