@@ -303,6 +303,9 @@ async function main(options: Options): Promise<void> {
     for (const path of paths) await ttfbRound(path, 16, 500, new Agent({ keepAlive: true }));
 
     const ttfb: Record<string, Record<string, { p50: number; p99: number }>> = {};
+    const cpu = (path: Path) => path.pids().reduce((sum, pid) => sum + sampleProcess(pid).schedCpuMs, 0);
+    const cpuMs = new Map<string, number>(paths.map((p) => [p.name, 0]));
+    const requestsMeasured = new Map<string, number>(paths.map((p) => [p.name, 0]));
     for (const concurrency of [1, 16, 64]) {
       const samples = new Map<string, number[]>(paths.map((p) => [p.name, []]));
       const agents = new Map(
@@ -329,6 +332,12 @@ async function main(options: Options): Promise<void> {
       );
     }
     report.ttfbMs = ttfb;
+    // CPU the proxy process spends per streamed request: unlike latency, barely moved by other load.
+    report.cpuUsPerRequest = Object.fromEntries(
+      paths
+        .filter((p) => p.name !== "direct")
+        .map((p) => [p.name, ((cpuMs.get(p.name) ?? 0) * 1000) / (requestsMeasured.get(p.name) ?? 1)]),
+    );
 
     const chunks: Record<string, { one: number; sixteen: number }> = {};
     for (const path of paths) {
@@ -390,6 +399,7 @@ function print(report: Record<string, unknown>, paths: Path[], options: Options)
   const chunks = report.chunksPerSecond as Record<string, { one: number; sixteen: number }>;
   const rps = report.requestsPerSecond as Record<string, number>;
   const memory = report.bytesPerOpenStream as Record<string, number>;
+  const cpuPerRequest = report.cpuUsPerRequest as Record<string, number>;
   lines.push(
     markdownTable(
       ["", ...paths.map((p) => p.name)],
@@ -397,6 +407,12 @@ function print(report: Record<string, unknown>, paths: Path[], options: Options)
         ["streamed chunks/s, 1 stream", ...paths.map((p) => fixed(chunks[p.name]?.one ?? 0, 0))],
         ["streamed chunks/s, 16 streams", ...paths.map((p) => fixed(chunks[p.name]?.sixteen ?? 0, 0))],
         ["requests/s, GET /api/version ×64", ...paths.map((p) => fixed(rps[p.name] ?? 0, 0))],
+        [
+          "proxy CPU per streamed request, µs",
+          ...paths.map((p) =>
+            cpuPerRequest[p.name] === undefined ? "–" : fixed(cpuPerRequest[p.name] as number, 0),
+          ),
+        ],
         [
           `memory per open stream (${options.streams} open), kB`,
           ...paths.map((p) =>
