@@ -314,12 +314,15 @@ async function main(options: Options): Promise<void> {
       const rounds = 5;
       for (let round = 0; round < rounds; round++) {
         for (const path of paths) {
+          const before = cpu(path);
           const got = await ttfbRound(
             path,
             concurrency,
             Math.ceil(options.requests / rounds),
             agents.get(path.name) as Agent,
           );
+          cpuMs.set(path.name, (cpuMs.get(path.name) ?? 0) + cpu(path) - before);
+          requestsMeasured.set(path.name, (requestsMeasured.get(path.name) ?? 0) + got.length);
           samples.get(path.name)?.push(...got);
         }
       }
