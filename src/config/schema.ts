@@ -119,6 +119,7 @@ export function configSchema(env: NodeJS.ProcessEnv = process.env) {
           .strictObject({ max: z.number().int().min(0).prefault(3), window: duration.prefault("1h") })
           .prefault({}),
         verifyWithin: duration.prefault("120s"),
+        drainFor: duration.prefault("0s"),
         dryRun: z.boolean().prefault(false),
       })
       .prefault({}),

@@ -72,6 +72,7 @@ import type {
   Verdict,
   WatchdogState,
 } from "../core/types.js";
+import { drainGate, outOfRotationSince } from "../remediation/drain.js";
 import {
   actionGate,
   type BudgetStatus,
@@ -192,6 +193,8 @@ export interface TargetMemory {
   wedged: { evidence: string; mono: number } | undefined;
   /** Issued, outcome not back yet (so not in the ledger): counted by the budget. */
   pendingAction: { action: RemediationKind; mono: number } | undefined;
+  /** Since when `/targets/<name>/health` answers 503 (the drain before a restart counts from it). */
+  outOfRotationSinceMono: number | undefined;
   state: WatchdogState;
 }
 
@@ -215,6 +218,7 @@ export function initialMemory(startMono: number): TargetMemory {
     exhausted: undefined,
     wedged: undefined,
     pendingAction: undefined,
+    outOfRotationSinceMono: undefined,
     state: "starting",
   };
 }
@@ -295,6 +299,7 @@ export function decide(
   const judgement = judge(t);
   scheduleCanaries(t, judgement.state);
   m.state = judgement.state;
+  m.outOfRotationSinceMono = outOfRotationSince(m.outOfRotationSinceMono, judgement.state, nowMono);
   const status = budgetStatus(budget, pendingMonos(m), nowMono, config.remediation);
   return {
     memory: m,
@@ -809,6 +814,11 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     }
     const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
     if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
+    const drain =
+      kind === "restart"
+        ? drainGate(m.outOfRotationSinceMono, now, config.remediation.drainFor)
+        : ({ open: true } as const);
+    if (!drain.open) return { state, reason: `${lead}; ${drain.text}`, frozenForMs };
     const dryRun = config.remediation.dryRun ? " (dry run)" : "";
     if (kind === "kill-runner" && runner && r.model) {
       const command: Command = {
