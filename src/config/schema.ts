@@ -154,6 +154,18 @@ export function configSchema(env: NodeJS.ProcessEnv = process.env) {
       }),
       {},
     ),
+    /** Peer watchdogs shown by `status` and the live page's fleet panel (docs/fleet.md). */
+    fleet: v.optional(
+      v.array(
+        v.strictObject({
+          name: v.optional(
+            v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only")),
+          ),
+          url: v.pipe(v.string(), v.url("expected a watchdog URL like http://10.0.0.11:11464")),
+        }),
+      ),
+      [],
+    ),
   });
 }
 

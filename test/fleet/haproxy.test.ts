@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -248,6 +249,7 @@ describe("fleet: three hosts behind HAProxy, one freezes", () => {
     topology = createTopology(3);
     await Promise.all(topology.hosts.map((h) => startHost(h)));
     writeFileSync(join(work, "haproxy.cfg"), haproxyConfig(topology.hosts));
+    writeFileSync(join(work, "none.yaml"), "{}\n");
     processes.start(
       [
         "/usr/sbin/ip",
@@ -381,4 +383,24 @@ describe("fleet: three hosts behind HAProxy, one freezes", () => {
     expect(errors.filter((e) => e.server !== undefined && e.server !== frozen)).toEqual([]);
     expect(requests.filter((r) => r.server === undefined && r.start >= drained)).toEqual([]);
   }, 90_000);
+
+  it("status --url … from the load balancer's network: one line per host, exit 0 when all are healthy", async () => {
+    const lb = (topology as Topology).lb;
+    const urls = (topology as Topology).hosts.flatMap((h) => ["--url", `http://${h.address}:11464`]);
+    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(
+        "/usr/sbin/ip",
+        ["netns", "exec", lb, process.execPath, CLI, "status", "--config", join(work, "none.yaml"), ...urls],
+        { timeout: 30_000 },
+        (error, out) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout: out }),
+      ),
+    );
+    const lines = stdout.trim().split("\n");
+    expect(lines, stdout).toHaveLength(4);
+    expect(
+      lines.slice(1).every((line) => /^10\.231\.\d\.2\s+healthy\s+\d\/3/.test(line)),
+      stdout,
+    ).toBe(true);
+    expect(code).toBe(0);
+  }, 40_000);
 });
