@@ -102,6 +102,26 @@ export interface JournalSignals {
   notable: string[];
 }
 
+/** Per model, at one instant: what the stall guard (src/proxy/) sees of clients' requests. */
+export interface ModelTraffic {
+  model: string;
+  /** Generating requests forwarded to Ollama and not finished. */
+  inFlight: number;
+  /** Of those, the ones that have not received their first chunk. */
+  waiting: number;
+  /**
+   * The earliest moment since which some in-flight request has had nothing: its forward time when
+   * no chunk came yet, else its last chunk. Undefined with nothing in flight.
+   */
+  quietSinceMono?: number;
+  /** The last chunk streamed for this model by any request (kept after the requests end). */
+  lastChunkMono?: number;
+  /** Chunks streamed for this model since the proxy started (a counter: the detector diffs it). */
+  chunks: number;
+  /** The request that has waited longest without a first chunk: since when. */
+  oldestWaitingMono?: number;
+}
+
 /**
  * Everything one tick learned about one target. A part that is `undefined` was not collected
  * (collector not applicable or failed: see `collectors`).
@@ -126,6 +146,8 @@ export interface Observation {
   collectors: CollectorStatus[];
   /** Results of remediation actions that finished since the previous tick. */
   actionResults: ActionOutcome[];
+  /** Clients' requests through the stall guard, per model; undefined without `proxy`. */
+  traffic?: ModelTraffic[];
 }
 
 export interface CollectorStatus {

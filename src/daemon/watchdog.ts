@@ -322,6 +322,8 @@ export class Watchdog {
       actionResults: runtime.finishedActions.splice(0),
     };
     if (host.gpus) observation.gpus = host.gpus;
+    const traffic = this.guards?.traffic(runtime.config.name);
+    if (traffic) observation.traffic = traffic;
     const nowMono = this.clock.monotonic();
     const budget = this.ledger.budgetView(runtime.config.name, nowMono, {
       dryRun: this.config.remediation.dryRun,

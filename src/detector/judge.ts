@@ -17,6 +17,7 @@ import type { Episode, ModelMemory, TargetMemory } from "./memory.js";
 import { isLoading } from "./models.js";
 import { noProgressMs } from "./progress.js";
 import type { Judgement, Problem, Tick } from "./tick.js";
+import { longestTrafficStall, trafficFreeze, trafficLoadHang } from "./traffic.js";
 
 export function judge(t: Tick): Judgement {
   if (t.m.exhausted) return judgeExhausted(t);
@@ -57,8 +58,11 @@ function findProblem(t: Tick): Problem | undefined {
       sinceMono: m.psFailingSinceMono,
     };
   }
+  const loadHang = trafficLoadHang(t);
+  if (loadHang) return loadHang;
   const models = Object.values(m.models);
   if (models.some((mm) => isLoading(mm, now, config))) return undefined;
+  const stalled = trafficFreeze(t);
   let worst: { mm: ModelMemory; episode: Episode; ms: number } | undefined;
   for (const mm of models) {
     if (!mm.episode) continue;
@@ -66,6 +70,7 @@ function findProblem(t: Tick): Problem | undefined {
     if (ms >= config.detection.freezeAfter && (!worst || ms > worst.ms))
       worst = { mm, episode: mm.episode, ms };
   }
+  if (stalled && (!worst || stalled.ms >= worst.ms)) return stalled;
   if (!worst) return undefined;
   const timeouts = worst.episode.timeouts ? ` (${worst.episode.timeouts} canary timeout(s))` : "";
   return {
@@ -132,6 +137,12 @@ function judgeCalm(t: Tick): Judgement {
         );
       }
     }
+  }
+  const stall = longestTrafficStall(t);
+  if (stall && stall.ms >= config.detection.canary.timeout) {
+    suspect.push(
+      `${stall.traffic.inFlight} client request(s) for ${stall.model.name} have had no token for ${formatMs(stall.ms)} (frozen at ${formatMs(config.detection.freezeAfter)})`,
+    );
   }
   if (m.wedged)
     suspect.push(`the journal reports "${m.wedged.evidence}" (GPU/driver trouble; restarts would not help)`);

@@ -3,8 +3,11 @@
  * requests for the model being healed wait; a restart heals every model, so then all of them wait.
  * A target the watchdog has given up on (exhausted) or cannot reach (down) answers at once.
  */
+import { sameModel } from "../core/model-name.js";
 import type { WatchdogState } from "../core/types.js";
 import type { GateDecision } from "./server.js";
+
+export { sameModel };
 
 export interface TargetView {
   state: WatchdogState;
@@ -18,12 +21,6 @@ export interface RetryAfter {
   downS: number;
   /** Retry-After on an `exhausted` target (nothing will heal it before the budget frees up). */
   exhaustedS: number;
-}
-
-/** Ollama's own model names: "llama3.2" is "llama3.2:latest" (`types/model/name.go`). */
-export function sameModel(a: string, b: string): boolean {
-  const full = (name: string) => (name.includes(":") ? name : `${name}:latest`);
-  return full(a) === full(b);
 }
 
 export function gateDecision(view: TargetView, model: string, retry: RetryAfter): GateDecision {

@@ -515,6 +515,8 @@ class Exchange {
   }
 
   private replay(response: IncomingMessage | undefined): void {
+    // Waiting again, not at Ollama: not demand on the runner until it is forwarded anew.
+    if (this.open) this.open.forwardedMono = undefined;
     response?.destroy();
     this.upstreamRequest?.destroy();
     this.upstreamRequest = undefined;

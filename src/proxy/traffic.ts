@@ -2,7 +2,10 @@
  * The requests the stall guard has open right now, per model: what the detector reads as demand
  * (requests waiting for tokens) and progress (tokens streamed), and what the metrics count.
  */
+import type { ModelTraffic } from "../core/types.js";
 import type { TokenCounters } from "./meter.js";
+
+export type { ModelTraffic };
 
 export interface OpenRequest {
   readonly id: number;
@@ -48,26 +51,6 @@ export const REJECT_REASONS = [
   "token-gap",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
-
-/** Per model, at one instant: the proxy's evidence for the detector. */
-export interface ModelTraffic {
-  model: string;
-  /** Generating requests forwarded to Ollama and not finished. */
-  inFlight: number;
-  /** Of those, the ones that have not received their first chunk. */
-  waiting: number;
-  /**
-   * The earliest moment since which some in-flight request has had nothing: its forward time when
-   * no chunk came yet, else its last chunk. Undefined with nothing in flight.
-   */
-  quietSinceMono?: number;
-  /** The last chunk streamed for this model by any request (kept after the requests end). */
-  lastChunkMono?: number;
-  /** Chunks streamed for this model since the proxy started (a counter: the detector diffs it). */
-  chunks: number;
-  /** The request that has waited longest without a first chunk: since when. */
-  oldestWaitingMono?: number;
-}
 
 const MAX_MODELS = 256;
 

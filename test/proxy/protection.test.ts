@@ -59,7 +59,7 @@ describe("the stall guard protects clients while a freeze is healed", () => {
       what: "remediation under way",
     });
     for (let i = 10; i < 15; i++) clients.push(streamingClient(url, i));
-    await s.waitForState("healthy", 20_000);
+    await s.waitForState("healthy", 40_000);
     // ... and five after the heal.
     for (let i = 15; i < 20; i++) clients.push(streamingClient(url, i));
     const results = await Promise.all(clients);
