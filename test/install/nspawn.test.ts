@@ -309,10 +309,15 @@ describe("installed in a real systemd (nspawn)", () => {
       "--no-pager",
     ]);
     expect(journal).toContain("Watchdog timeout");
-    const after = await waitFor(async () => (await targetStatus())?.budget, {
-      timeoutMs: 20_000,
-      what: "/api/status",
-    });
+    // The budget of a tick of the new process: until its first tick, the snapshot is "starting"
+    // and shows the configured maximum, not the ledger.
+    const after = await waitFor(
+      async () => {
+        const t = await targetStatus();
+        return t && t.state !== "starting" ? t.budget : undefined;
+      },
+      { timeoutMs: 20_000, what: "/api/status after the first tick" },
+    );
     expect(after).toEqual(before);
   });
 
