@@ -275,6 +275,7 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
           {},
         ),
         verifyWithin: v.optional(duration(100, DAY), "120s"),
+        drainFor: v.optional(duration(0, HOUR), "0s"),
         dryRun: v.optional(v.boolean(), false),
       }),
       {},
@@ -287,6 +288,21 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
         timeout: v.optional(duration(100, MINUTE), "10s"),
       }),
       {},
+    ),
+    /** Peer watchdogs shown by `status` and the live page's fleet panel (docs/fleet.md). */
+    fleet: v.optional(
+      v.pipe(
+        v.array(
+          v.strictObject({
+            name: v.optional(
+              v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '_', '.', '-'")),
+            ),
+            url: ollamaUrl,
+          }),
+        ),
+        v.maxLength(256, "at most 256 peers"),
+      ),
+      [],
     ),
   });
 

@@ -39,6 +39,7 @@ describe("config", () => {
       cooldown: 60_000,
       budget: { max: 3, window: 3_600_000 },
       verifyWithin: 120_000,
+      drainFor: 0,
       dryRun: false,
     });
     expect(config.gpu).toEqual({
