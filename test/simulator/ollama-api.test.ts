@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
 import {
   control,
+  EMBED_MODEL,
   generateOnce,
   MODEL,
   OTHER_MODEL,
@@ -20,7 +21,7 @@ describe("the official ollama client against the simulator", () => {
     const ollama = new Ollama({ host: simulator.url });
 
     const list = await ollama.list();
-    expect(list.models.map((m) => m.name)).toEqual([MODEL, OTHER_MODEL]);
+    expect(list.models.map((m) => m.name)).toEqual([MODEL, OTHER_MODEL, EMBED_MODEL]);
     expect(list.models[0]?.details.parameter_size).toBe("1.2B");
 
     const show = await ollama.show({ model: MODEL });
@@ -74,7 +75,8 @@ describe("the official ollama client against the simulator", () => {
     const running = await ollama.ps();
     expect(running.models).toHaveLength(1);
     const entry = running.models[0];
-    expect(entry).toMatchObject({ name: MODEL, model: MODEL, context_length: 4096 });
+    // The default profile picks num_ctx by VRAM (server/routes.go v0.20.7+): 24 GiB → 32768.
+    expect(entry).toMatchObject({ name: MODEL, model: MODEL, context_length: 32_768 });
     expect(entry?.size_vram).toBe(entry?.size);
     const expiresIn = new Date(entry?.expires_at as Date).getTime() - Date.now();
     expect(expiresIn).toBeGreaterThan(4 * 60_000);

@@ -7,7 +7,18 @@ import type { Simulator, SimulatorOptions } from "../../src/simulator/types.js";
 
 export const MODEL = "llama3.2:1b";
 export const OTHER_MODEL = "qwen2.5:0.5b";
-export const FAST = { loadMs: 30, tokenIntervalMs: 10, cpuMsPerToken: 4, gpuBusyWindowMs: 300 };
+export const EMBED_MODEL = "nomic-embed-text:latest";
+/** Test timings: Ollama's seconds become tens of milliseconds. */
+export const FAST = {
+  loadMs: 30,
+  tokenIntervalMs: 10,
+  cpuMsPerToken: 4,
+  gpuBusyWindowMs: 300,
+  vramRecoveryMs: 300,
+  vramConvergeMs: 20,
+  healthPingTimeoutMs: 1000,
+  discoveryMs: 150,
+};
 
 const started: Simulator[] = [];
 
