@@ -119,7 +119,8 @@ export function selectEntries(text: string, query: JournalQuery): string[] {
     }
     if (wantedUnit && entry._SYSTEMD_UNIT !== wantedUnit) continue;
     if (query.from !== "start") {
-      if ("sinceEpochUs" in query.from && Number(entry.__REALTIME_TIMESTAMP) < query.from.sinceEpochUs) continue;
+      if ("sinceEpochUs" in query.from && Number(entry.__REALTIME_TIMESTAMP) < query.from.sinceEpochUs)
+        continue;
       if ("afterSeq" in query.from && (cursorSeq(entry.__CURSOR) ?? 0) <= query.from.afterSeq) continue;
     }
     out.push(line);

@@ -99,7 +99,12 @@ function listRunning(ctx: OllamaApiContext): Record<string, unknown>[] {
     .filter((runner) => !runner.removed && (ctx.profile.ps.listsLoading || runner.status === "ready"))
     .sort((a, b) => scheduler.expiresAt(b, now) - scheduler.expiresAt(a, now))
     .map((runner) =>
-      psEntry(runner.model, scheduler.vramBytes(runner), runner.reportedCtx, scheduler.expiresAt(runner, now)),
+      psEntry(
+        runner.model,
+        scheduler.vramBytes(runner),
+        runner.reportedCtx,
+        scheduler.expiresAt(runner, now),
+      ),
     );
 }
 
@@ -402,7 +407,12 @@ function streamBody(
 ): Record<string, unknown> {
   return dialect === "generate"
     ? { model: model.name, created_at: createdAt, response: token, done: false }
-    : { model: model.name, created_at: createdAt, message: { role: "assistant", content: token }, done: false };
+    : {
+        model: model.name,
+        created_at: createdAt,
+        message: { role: "assistant", content: token },
+        done: false,
+      };
 }
 
 function streamChunk(

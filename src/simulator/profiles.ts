@@ -140,7 +140,8 @@ export const OLLAMA_PROFILES: readonly OllamaProfile[] = [
       ...OLLAMA_RUNNER_WORDING,
       startingRunner: "starting llama server",
       source: "server.go:376",
-      unreachable: 'POST predict: Post "http://127.0.0.1:{port}/completion": dial tcp 127.0.0.1:{port}: connect: connection refused',
+      unreachable:
+        'POST predict: Post "http://127.0.0.1:{port}/completion": dial tcp 127.0.0.1:{port}: connect: connection refused',
     },
   },
   {
@@ -240,7 +241,8 @@ export function resolveProfile(version: string | undefined): OllamaProfile {
       compareVersions(wanted, parseVersion(profile.since) as number[]) >= 0 &&
       compareVersions(wanted, parseVersion(profile.until) as number[]) < 0,
   );
-  if (!found) throw new UnknownOllamaVersionError(`no simulator profile models Ollama ${version}; ${supported}`);
+  if (!found)
+    throw new UnknownOllamaVersionError(`no simulator profile models Ollama ${version}; ${supported}`);
   return found;
 }
 

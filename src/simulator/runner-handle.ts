@@ -206,14 +206,11 @@ export class RunnerHandle {
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = cancel ? AbortSignal.any([deadline, cancel]) : deadline;
     return new Promise((resolve, reject) => {
-      const req = request(
-        { host: "127.0.0.1", port: this.port, method, path, signal },
-        (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-          res.on("error", reject);
-        },
-      );
+      const req = request({ host: "127.0.0.1", port: this.port, method, path, signal }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", reject);
+      });
       req.on("error", reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });

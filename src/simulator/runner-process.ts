@@ -98,7 +98,8 @@ async function complete(
   if (mode.kind === "wedged") process.stderr.write("CUDA error: unspecified launch failure\n");
   res.writeHead(200, { "content-type": "application/x-ndjson" });
   const style = request.style ?? "normal";
-  const wanted = style === "empty" ? 0 : style.startsWith("degenerate") ? Number.POSITIVE_INFINITY : request.tokens;
+  const wanted =
+    style === "empty" ? 0 : style.startsWith("degenerate") ? Number.POSITIVE_INFINITY : request.tokens;
   try {
     let produced = 0;
     while (produced < wanted) {

@@ -351,7 +351,9 @@ export class Scheduler {
         };
       }
       if (error instanceof RunnerUnreachableError)
-        throw new RunnerError(this.deps.profile.wording.unreachable.replaceAll("{port}", String(handle.port)));
+        throw new RunnerError(
+          this.deps.profile.wording.unreachable.replaceAll("{port}", String(handle.port)),
+        );
       throw error;
     }
   }
@@ -432,7 +434,9 @@ export class Scheduler {
         onOutput: (line) => serverLog(line),
       });
       runner.handle = handle;
-      serverLog(slogLine(Date.now(), "INFO", wording.source, wording.startingRunner, { cmd: handle.commandLine }));
+      serverLog(
+        slogLine(Date.now(), "INFO", wording.source, wording.startingRunner, { cmd: handle.commandLine }),
+      );
       void handle.exited.then((exit) => this.onRunnerExit(runner, exit.description));
       if (runner.stopping || this.closed) {
         handle.kill("SIGKILL");
@@ -487,7 +491,9 @@ export class Scheduler {
     if (!runner.stopping) {
       // The reaping goroutine logs it; Ollama keeps listing the model until a request's ping fails.
       this.deps.serverLog(
-        slogLine(Date.now(), "ERROR", "server.go:426", this.deps.profile.wording.exited, { error: description }),
+        slogLine(Date.now(), "ERROR", "server.go:426", this.deps.profile.wording.exited, {
+          error: description,
+        }),
       );
     }
     this.changed();

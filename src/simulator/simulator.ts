@@ -64,6 +64,8 @@ export class SimulatorShell implements Simulator {
   private readonly gpu: GpuIdentity;
   private journal: JournalWriter | undefined;
   private readonly discoveryChildren = new Set<ChildProcess>();
+  /** Requests held open forever: their handler never returns, so Gin never logs them. */
+  private readonly hung = new WeakSet<ServerResponse>();
   private readonly ownsStateDir: boolean;
   private readonly host: string;
   private readonly timing: SimulatorTiming;
@@ -111,7 +113,11 @@ export class SimulatorShell implements Simulator {
     }
     this.writeNvidiaSmiWrapper();
     this.writeJournalctlWrapper();
-    this.journal = new JournalWriter(this.serverLogPath, this.options.journalUnit ?? "ollama.service", process.pid);
+    this.journal = new JournalWriter(
+      this.serverLogPath,
+      this.options.journalUnit ?? "ollama.service",
+      process.pid,
+    );
     await this.listen(this.options.port ?? 0);
     this.announceStart();
     const persisted = this.readPersistedFault();
@@ -324,12 +330,13 @@ export class SimulatorShell implements Simulator {
         effects: () => this.effects(),
         defaultKeepAliveMs: this.defaultKeepAliveMs,
         timing: this.timing,
-        hang: () => undefined,
+        hang: (held) => void this.hung.add(held),
       },
       req,
       res,
     );
     void handled.then(() => {
+      if (this.hung.has(res)) return;
       if (res.writableFinished || res.destroyed) return logged();
       // A streamed answer still being written, or a hung request: logged when it ends, if it does.
       res.once("close", logged);
@@ -461,23 +468,26 @@ export class SimulatorShell implements Simulator {
    */
   private spawnDiscoveryChild(): void {
     if (!this.profile.discovery || this.phase === "stopped" || this.phase === "crashed") return;
-    void freePort().then((port) => {
-      const args = discoveryArgs(this.profile, port) as string[];
-      const program = discoveryProgram(this.profile);
-      const child = spawn(process.execPath, [distEntry("simulator-runner"), ...args, TITLE_PADDING], {
-        argv0: program,
-        stdio: ["ignore", "ignore", "ignore", "ipc"],
-        env: {
-          ...process.env,
-          [RUNNER_PROGRAM_ENV]: program,
-          [DISCOVERY_MS_ENV]: String(this.timing.discoveryMs),
-        },
-      });
-      child.channel?.unref();
-      child.on("error", () => undefined);
-      this.discoveryChildren.add(child);
-      child.once("exit", () => this.discoveryChildren.delete(child));
-    }, () => undefined);
+    void freePort().then(
+      (port) => {
+        const args = discoveryArgs(this.profile, port) as string[];
+        const program = discoveryProgram(this.profile);
+        const child = spawn(process.execPath, [distEntry("simulator-runner"), ...args, TITLE_PADDING], {
+          argv0: program,
+          stdio: ["ignore", "ignore", "ignore", "ipc"],
+          env: {
+            ...process.env,
+            [RUNNER_PROGRAM_ENV]: program,
+            [DISCOVERY_MS_ENV]: String(this.timing.discoveryMs),
+          },
+        });
+        child.channel?.unref();
+        child.on("error", () => undefined);
+        this.discoveryChildren.add(child);
+        child.once("exit", () => this.discoveryChildren.delete(child));
+      },
+      () => undefined,
+    );
   }
 
   /** Live GPU-discovery children (model-less runner processes), for tests. */

@@ -1,5 +1,5 @@
-import type { OllamaProfile } from "./profiles.js";
 import type { Logger } from "../core/log.js";
+import type { OllamaProfile } from "./profiles.js";
 
 /** Every fault the simulator can inject; one module each in ./faults/. */
 export const FAULT_NAMES = [

@@ -40,12 +40,19 @@ describe("ollama-watchdog simulate", () => {
   it("--list-profiles prints every Ollama version it reproduces; an unknown --ollama-version exits 2", async () => {
     const listed = await execArgv([...CLI_ARGV, "simulate", "--list-profiles"], { timeoutMs: 10_000 });
     expect(listed.exitCode).toBe(0);
-    expect(listed.stdout.trim().split("\n").map((line) => line.split(/\s+/)[0])).toEqual(
-      OLLAMA_PROFILES.map((profile) => profile.id),
-    );
-    const refused = await execArgv([...CLI_ARGV, "simulate", "--ollama-version", "0.8.0"], { timeoutMs: 10_000 });
+    expect(
+      listed.stdout
+        .trim()
+        .split("\n")
+        .map((line) => line.split(/\s+/)[0]),
+    ).toEqual(OLLAMA_PROFILES.map((profile) => profile.id));
+    const refused = await execArgv([...CLI_ARGV, "simulate", "--ollama-version", "0.8.0"], {
+      timeoutMs: 10_000,
+    });
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/--ollama-version: no simulator profile models Ollama 0\.8\.0; supported: 0\.5/);
+    expect(refused.stderr).toMatch(
+      /--ollama-version: no simulator profile models Ollama 0\.8\.0; supported: 0\.5/,
+    );
   });
 
   it("serves like `ollama serve --ollama-version 0.12`: after one generate /api/ps lists the model with a live `ollama runner` child; SIGTERM stops all", async () => {

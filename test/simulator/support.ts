@@ -29,6 +29,14 @@ export async function startFast(options: SimulatorOptions = {}): Promise<Simulat
   return simulator;
 }
 
+/** The server log as written for the journalctl stand-in: each entry's MESSAGE. */
+export function serverLog(simulator: Simulator): string[] {
+  return readFileSync(simulator.serverLogPath, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { MESSAGE: string }).MESSAGE);
+}
+
 export async function stopAll(): Promise<void> {
   const all = started.splice(0);
   await Promise.all(all.map((simulator) => simulator.stop()));
@@ -56,6 +64,14 @@ export function cmdline(pid: number): string {
 
 export const RUNNER_REGEX = /ollama runner|ollama_llama_server|llama-server/;
 
+const watching = new WeakMap<Promise<RawResult>, () => void>();
+
+/** Ends a watchRequest now (drops the connection); resolves with what had arrived. */
+export function stopWatching(watch: Promise<RawResult>): Promise<RawResult> {
+  watching.get(watch)?.();
+  return watch;
+}
+
 export interface RawResult {
   /** Status and body so far; undefined status = not a single byte within the wait. */
   status?: number;
@@ -74,7 +90,8 @@ export function watchRequest(
   waitMs: number,
   method = "POST",
 ): Promise<RawResult> {
-  return new Promise((resolve) => {
+  let stop: () => void = () => undefined;
+  const watch = new Promise<RawResult>((resolve) => {
     const result: RawResult = { body: "", ended: false };
     const req = request(url, { method, headers: { "content-type": "application/json" } }, (res) => {
       result.status = res.statusCode;
@@ -98,9 +115,12 @@ export function watchRequest(
       resolve(result);
     }
     req.on("error", () => finish());
+    stop = finish;
     if (body === undefined) req.end();
     else req.end(JSON.stringify(body));
   });
+  watching.set(watch, () => stop());
+  return watch;
 }
 
 export function generateBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -193,6 +213,7 @@ export interface SimState {
     alive: boolean;
     status: string;
     active: number;
+    refCount: number;
     lastTokenAt: string | null;
   }[];
   waiting: number;

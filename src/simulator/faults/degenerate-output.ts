@@ -1,4 +1,4 @@
-import { FaultParamError, type FaultModule, stringParam } from "./fault.js";
+import { type FaultModule, FaultParamError, stringParam } from "./fault.js";
 
 /**
  * Endless degenerate output (#12512, ROCm): every generation streams the same token forever at

@@ -1,4 +1,4 @@
-import { FaultParamError, type FaultModule, stringParam } from "./fault.js";
+import { type FaultModule, FaultParamError, stringParam } from "./fault.js";
 
 /**
  * A real scheduler freeze (#17408 eviction deadlock, #14407 reload deadlock): the scheduler stops
