@@ -2,7 +2,6 @@ import { Ollama } from "ollama";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
 import {
-  control,
   EMBED_MODEL,
   generateOnce,
   MODEL,
@@ -152,25 +151,5 @@ describe("the official ollama client against the simulator", () => {
     expect(reloaded.status).toBe(200);
     expect((await ps(simulator)).models[0]?.context_length).toBe(8192);
     expect(simulator.runners()[0]?.pid).not.toBe(firstPid);
-  });
-
-  it("queues per model behind numParallel and answers 503 when the queue is full", async () => {
-    const simulator = await startFast({ numParallel: 1, maxQueue: 1, timing: { answerTokens: 100_000 } });
-    await generateOnce(simulator, { options: { num_predict: 1 } });
-    const long = watchRequest(`${simulator.url}/api/generate`, { model: MODEL, prompt: "hi" }, 2500);
-    await waitFor(
-      async () =>
-        ((await control(simulator, "GET", "/_sim/state")).body.runners as { active: number }[])[0]?.active ===
-        1,
-    );
-    const queued = watchRequest(`${simulator.url}/api/generate`, { model: MODEL, prompt: "hi" }, 1000);
-    await waitFor(async () => (await control(simulator, "GET", "/_sim/state")).body.waiting === 1);
-    const refused = await generateOnce(simulator);
-    expect(refused).toEqual({
-      status: 503,
-      body: { error: "server busy, please try again.  maximum pending requests exceeded" },
-    });
-    const [queuedResult] = await Promise.all([queued, long]);
-    expect(queuedResult.status).toBeUndefined();
   });
 });
