@@ -25,6 +25,8 @@ export interface ModelMemory {
   runnerPid: number | undefined;
   lastCanaryIssuedMono: number | undefined;
   lastCanaryOkMono: number | undefined;
+  /** The last chunk the stall guard saw streamed to a client for this model (proves it loaded). */
+  lastTokenMono?: number;
   lastOutcome: CanaryOutcome | undefined;
   lastError: { status: number | undefined; error: string | undefined } | undefined;
   suspicionSinceMono: number | undefined;

@@ -11,11 +11,13 @@
  *   or until a canary on it succeeds or its expiry stops moving (Ollama fixes it when the loading
  *   request finishes), so a freshly loaded model is watched at once.
  */
+
 import type { Config } from "../config/schema.js";
 import type { LoadedModel, Observation } from "../core/types.js";
 import type { ModelMemory, RunnerMemory, TargetMemory } from "./memory.js";
 import { runnerForModel, sameProcess } from "./runners.js";
 import type { RunnerRate } from "./tick.js";
+import { lastTokenFor } from "./traffic-tokens.js";
 
 export function trackRunners(m: TargetMemory, obs: Observation, now: number): RunnerRate[] {
   const runners = obs.processes?.runners;
@@ -83,11 +85,15 @@ export function trackModels(m: TargetMemory, obs: Observation, now: number, rate
       if (!firstLook && newModels.length === 1 && newRunners.length === 1) mm.runnerPid = newRunners[0]?.pid;
     }
     const lead = Date.parse(model.expiresAt) - obs.wall;
+    const streamed = lastTokenFor(obs.traffic, model.name);
+    if (streamed !== undefined) mm.lastTokenMono = streamed;
     if (
       mm.loadingSinceMono === undefined &&
-      // A model that answered a canary is loaded (a reload changes its runner pid); its expiry
-      // also moves with every request its users finish.
+      // A model that answered a canary, or streamed a token to a client through the stall guard,
+      // is loaded (a reload changes its runner pid); its expiry also moves with every request
+      // its users finish.
       mm.lastCanaryOkMono === undefined &&
+      mm.lastTokenMono === undefined &&
       mm.expiryLeadMs !== undefined &&
       model.expiresAt !== mm.expiresAt &&
       Math.abs(lead - mm.expiryLeadMs) < LOADING_LEAD_TOLERANCE_MS
@@ -126,5 +132,6 @@ export function trackModels(m: TargetMemory, obs: Observation, now: number, rate
 export function isLoading(mm: ModelMemory, now: number, config: Config): boolean {
   if (mm.loadingSinceMono === undefined) return false;
   if (now - mm.loadingSinceMono >= config.detection.loadGrace) return false;
+  if (mm.lastTokenMono !== undefined && mm.lastTokenMono >= mm.loadingSinceMono) return false;
   return !(mm.lastCanaryOkMono !== undefined && mm.lastCanaryOkMono >= mm.loadingSinceMono);
 }

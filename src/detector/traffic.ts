@@ -9,8 +9,9 @@
  *   a busy one is still found (the masked F1). No canary needs to time out first.
  * - Load hang (a scheduler freeze, #17408): a request for a model that is not loaded (or still
  *   loading) that has waited past `loadGrace` with no chunk. Not while another model has requests
- *   in flight: Ollama evicts a runner only after its pending requests end (`server/sched.go`
- *   processPending, "waiting for pending requests to complete and unload to occur", v0.12.5).
+ *   in flight or streamed during the wait: Ollama evicts a runner only after its pending requests
+ *   end (`server/sched.go` processPending, "waiting for pending requests to complete and unload to
+ *   occur", v0.12.5), so the load may rightly wait for them.
  */
 import { sameModel } from "../core/model-name.js";
 import type { ModelTraffic } from "../core/types.js";
@@ -81,7 +82,13 @@ export function trafficLoadHang(t: Tick): Problem | undefined {
     const waited = t.now - entry.oldestWaitingMono;
     if (waited < t.config.detection.loadGrace) continue;
     if ((entry.lastChunkMono ?? Number.NEGATIVE_INFINITY) >= entry.oldestWaitingMono) continue;
-    if (traffic.some((other) => !sameModel(other.model, entry.model) && other.inFlight > 0)) continue;
+    const othersBusy = traffic.some(
+      (other) =>
+        !sameModel(other.model, entry.model) &&
+        (other.inFlight > 0 ||
+          (other.lastChunkMono ?? Number.NEGATIVE_INFINITY) >= (entry.oldestWaitingMono ?? 0)),
+    );
+    if (othersBusy) continue;
     const where = mm ? "is still loading" : "is not loaded";
     return {
       scope: "scheduler",

@@ -573,8 +573,11 @@ class Exchange {
     this.body = undefined;
     const open = this.open;
     if (!open) return;
-    this.guard.traffic.end(open);
     const now = this.guard.now();
+    // A whole answer (not streamed) is a token too: the model is loaded and answering.
+    if (code === "200" && this.format === "other" && this.endpoint.generates)
+      this.guard.traffic.chunk(open, 1, now);
+    this.guard.traffic.end(open);
     const ttft =
       this.endpoint.generates && this.format !== "other" && open.firstChunkMono !== undefined
         ? (open.firstChunkMono - this.started) / 1000
