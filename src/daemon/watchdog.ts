@@ -20,6 +20,8 @@ import type {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { decide, initialMemory, type TargetMemory } from "../detector/decide.js";
+import { peersFromConfig } from "../fleet/fleet.js";
+import { FleetPoller } from "../fleet/poller.js";
 import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
@@ -68,6 +70,7 @@ export class Watchdog {
   readonly telemetry: Telemetry;
   readonly incidents: IncidentRecorder;
   readonly history = new History();
+  private readonly fleet: FleetPoller;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly notifier: Notifier;
@@ -125,6 +128,10 @@ export class Watchdog {
       },
     }));
     this.telemetry = new Telemetry({ getSnapshot: () => this.snapshot() });
+    this.fleet = new FleetPoller(peersFromConfig(config.fleet), {
+      everyMs: Math.max(config.interval, 5000),
+      timeoutMs: 3000,
+    });
   }
 
   /** Opens the ledger, binds the listener, starts ticking. */
@@ -145,6 +152,7 @@ export class Watchdog {
       "watchdog started",
     );
     watchdog.schedule(0);
+    watchdog.fleet.start();
     return watchdog;
   }
 
@@ -160,6 +168,7 @@ export class Watchdog {
         healthy: () => this.loopHealthy(),
       }),
       ...pageRoutes({
+        fleet: () => this.fleet.view(),
         snapshot: () => this.snapshot(),
         incidents: this.incidents,
         history: this.history,
@@ -416,6 +425,7 @@ export class Watchdog {
     this.stopping = true;
     this.notifier.stopping();
     clearTimeout(this.timer);
+    this.fleet.stop();
     await this.tickInProgress;
     for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
     const pending = this.targets.flatMap((t) => [...t.pending]);
