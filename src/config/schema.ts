@@ -1,49 +1,56 @@
-import { z } from "zod";
+import * as v from "valibot";
 import { parseDuration } from "./duration.js";
 
 /** A duration string ("60s") parsed into milliseconds. */
-const duration = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: `expected a duration like "60s", got "${text}"` });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const ms = parseDuration(dataset.value);
+    if (ms === undefined) {
+      addIssue({ message: `expected a duration like "60s", got "${dataset.value}"` });
+      return NEVER;
+    }
+    return ms;
+  }),
+);
 
-const ratio = z.number().min(0).max(1);
+const ratio = v.pipe(v.number(), v.minValue(0), v.maxValue(1));
+const nonEmpty = v.pipe(v.string(), v.minLength(1, "must not be empty"));
+const count = (min: number) => v.pipe(v.number(), v.integer("expected a whole number"), v.minValue(min));
 
-const restartSchema = z
-  .strictObject({
-    systemd: z.strictObject({ unit: z.string().min(1) }).optional(),
-    docker: z
-      .strictObject({
-        container: z.string().min(1),
-        socket: z.string().min(1).prefault("/var/run/docker.sock"),
-        timeout: duration.prefault("60s"),
-      })
-      .optional(),
-    command: z
-      .strictObject({
-        argv: z.array(z.string()).min(1, "argv needs at least the program"),
-        timeout: duration.prefault("60s"),
-      })
-      .optional(),
-  })
-  .refine((r) => [r.systemd, r.docker, r.command].filter(Boolean).length === 1, {
-    message: "expected exactly one of systemd, docker, command",
-  });
-
-const regex = z.string().refine(
-  (text) => {
+const regex = v.pipe(
+  v.string(),
+  v.check((text) => {
     try {
       new RegExp(text);
       return true;
     } catch {
       return false;
     }
-  },
-  { message: "not a valid regular expression" },
+  }, "not a valid regular expression"),
+);
+
+const restartSchema = v.pipe(
+  v.strictObject({
+    systemd: v.optional(v.strictObject({ unit: nonEmpty })),
+    docker: v.optional(
+      v.strictObject({
+        container: nonEmpty,
+        socket: v.optional(nonEmpty, "/var/run/docker.sock"),
+        timeout: v.optional(duration, "60s"),
+      }),
+    ),
+    command: v.optional(
+      v.strictObject({
+        argv: v.pipe(v.array(v.string()), v.minLength(1, "argv needs at least the program")),
+        timeout: v.optional(duration, "60s"),
+      }),
+    ),
+  }),
+  v.check(
+    (r) => [r.systemd, r.docker, r.command].filter(Boolean).length === 1,
+    "expected exactly one of systemd, docker, command",
+  ),
 );
 
 const DEFAULT_URL = "http://127.0.0.1:11434";
@@ -58,80 +65,96 @@ export function urlFromOllamaHost(host: string | undefined): string {
   return url.origin;
 }
 
-const targetSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only (it is used in URLs and labels)"),
-  url: z.url(),
-  restart: restartSchema.prefault({ systemd: { unit: "ollama.service" } }),
-  processes: z
-    .strictObject({
-      server: regex.prefault("ollama serve"),
-      runner: regex.prefault("ollama runner|ollama_llama_server|llama-server"),
-    })
-    .prefault({ server: "ollama serve", runner: "ollama runner|ollama_llama_server|llama-server" }),
+const DEFAULT_PROCESSES = {
+  server: "ollama serve",
+  runner: "ollama runner|ollama_llama_server|llama-server",
+};
+
+const targetSchema = v.strictObject({
+  name: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-' only (it is used in URLs and labels)"),
+  ),
+  url: v.pipe(v.string(), v.url("expected a URL like http://127.0.0.1:11434")),
+  restart: v.optional(restartSchema, { systemd: { unit: "ollama.service" } }),
+  processes: v.optional(
+    v.strictObject({
+      server: v.optional(regex, DEFAULT_PROCESSES.server),
+      runner: v.optional(regex, DEFAULT_PROCESSES.runner),
+    }),
+    DEFAULT_PROCESSES,
+  ),
   /** systemd unit whose journal is read for completions and GPU errors; defaults to restart.systemd.unit. */
-  journalUnit: z.string().nullable().optional(),
+  journalUnit: v.optional(v.nullable(v.string())),
 });
 
 export function configSchema(env: NodeJS.ProcessEnv = process.env) {
-  return z.strictObject({
-    interval: duration.prefault("15s"),
-    listen: z
-      .string()
-      .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected "host:port"')
-      .prefault("127.0.0.1:11464"),
-    stateDir: z.string().min(1).prefault("/var/lib/ollama-watchdog"),
-    textfile: z.string().min(1).nullable().prefault(null),
-    procRoot: z.string().min(1).prefault("/proc"),
-    targets: z
-      .array(targetSchema)
-      .min(1)
-      .prefault([{ name: "default", url: urlFromOllamaHost(env.OLLAMA_HOST) }])
-      .refine((targets) => new Set(targets.map((t) => t.name)).size === targets.length, {
-        message: "target names must be unique",
+  return v.strictObject({
+    interval: v.optional(duration, "15s"),
+    listen: v.optional(
+      v.pipe(v.string(), v.regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected "host:port"')),
+      "127.0.0.1:11464",
+    ),
+    stateDir: v.optional(nonEmpty, "/var/lib/ollama-watchdog"),
+    textfile: v.optional(v.nullable(nonEmpty), null),
+    procRoot: v.optional(nonEmpty, "/proc"),
+    targets: v.optional(
+      v.pipe(
+        v.array(targetSchema),
+        v.minLength(1, "at least one target"),
+        v.check(
+          (targets) => new Set(targets.map((t) => t.name)).size === targets.length,
+          "target names must be unique",
+        ),
+      ),
+      () => [{ name: "default", url: urlFromOllamaHost(env.OLLAMA_HOST) }],
+    ),
+    detection: v.optional(
+      v.strictObject({
+        apiTimeout: v.optional(duration, "5s"),
+        downAfter: v.optional(count(1), 3),
+        freezeAfter: v.optional(duration, "60s"),
+        gpuBusyAbove: v.optional(ratio, 0.05),
+        startupGrace: v.optional(duration, "120s"),
+        loadGrace: v.optional(duration, "5m"),
+        canary: v.optional(
+          v.strictObject({
+            every: v.optional(duration, "60s"),
+            timeout: v.optional(duration, "30s"),
+            prompt: v.optional(nonEmpty, "hi"),
+          }),
+          {},
+        ),
       }),
-    detection: z
-      .strictObject({
-        apiTimeout: duration.prefault("5s"),
-        downAfter: z.number().int().min(1).prefault(3),
-        freezeAfter: duration.prefault("60s"),
-        gpuBusyAbove: ratio.prefault(0.05),
-        startupGrace: duration.prefault("120s"),
-        loadGrace: duration.prefault("5m"),
-        canary: z
-          .strictObject({
-            every: duration.prefault("60s"),
-            timeout: duration.prefault("30s"),
-            prompt: z.string().min(1).prefault("hi"),
-          })
-          .prefault({}),
-      })
-      .prefault({}),
-    remediation: z
-      .strictObject({
-        ladder: z
-          .array(z.enum(["kill-runner", "restart"]))
-          .min(1)
-          .prefault(["kill-runner", "restart"]),
-        cooldown: duration.prefault("60s"),
-        budget: z
-          .strictObject({ max: z.number().int().min(0).prefault(3), window: duration.prefault("1h") })
-          .prefault({}),
-        verifyWithin: duration.prefault("120s"),
-        dryRun: z.boolean().prefault(false),
-      })
-      .prefault({}),
-    gpu: z
-      .strictObject({
-        backend: z.enum(["auto", "nvidia", "rocm", "none"]).prefault("auto"),
-        nvidiaSmi: z.string().min(1).prefault("nvidia-smi"),
-        rocmSmi: z.string().min(1).prefault("rocm-smi"),
-        timeout: duration.prefault("10s"),
-      })
-      .prefault({}),
+      {},
+    ),
+    remediation: v.optional(
+      v.strictObject({
+        ladder: v.optional(
+          v.pipe(v.array(v.picklist(["kill-runner", "restart"])), v.minLength(1, "at least one rung")),
+          ["kill-runner", "restart"],
+        ),
+        cooldown: v.optional(duration, "60s"),
+        budget: v.optional(
+          v.strictObject({ max: v.optional(count(0), 3), window: v.optional(duration, "1h") }),
+          {},
+        ),
+        verifyWithin: v.optional(duration, "120s"),
+        dryRun: v.optional(v.boolean(), false),
+      }),
+      {},
+    ),
+    gpu: v.optional(
+      v.strictObject({
+        backend: v.optional(v.picklist(["auto", "nvidia", "rocm", "none"]), "auto"),
+        nvidiaSmi: v.optional(nonEmpty, "nvidia-smi"),
+        rocmSmi: v.optional(nonEmpty, "rocm-smi"),
+        timeout: v.optional(duration, "10s"),
+      }),
+      {},
+    ),
   });
 }
 
-export type Config = z.output<ReturnType<typeof configSchema>>;
+export type Config = v.InferOutput<ReturnType<typeof configSchema>>;
 export type TargetConfig = Config["targets"][number];

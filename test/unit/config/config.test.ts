@@ -70,8 +70,23 @@ describe("config", () => {
       "targets: target names must be unique",
     ],
     ["interval: [\n", "invalid YAML"],
+    ["5\n", "(root): expected Object but received 5"],
+    ["interval: 15\n", "interval: expected string but received 15"],
   ])("rejects %j naming the key and the reason", (text, expected) => {
     expect(problemsOf(text).join("\n")).toContain(expected);
+  });
+
+  it("names every unknown key, not only the first of each object", () => {
+    expect(
+      problemsOf(
+        "foo: 1\nbar: 2\ntargets:\n  - {name: a, url: 'http://x:1', zz: 1, restart: {systemd: {unit: u, q: 1}}}\n",
+      ),
+    ).toEqual([
+      "foo: unknown key",
+      "bar: unknown key",
+      "targets.0.zz: unknown key",
+      "targets.0.restart.systemd.q: unknown key",
+    ]);
   });
 
   it("accepts several targets with each restart kind", () => {
