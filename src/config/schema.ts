@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { notifySchema } from "../notify/schema.js";
 import { parseDuration } from "./duration.js";
 
 /** A duration string ("60s") parsed into milliseconds. */
@@ -153,6 +154,7 @@ export function configSchema(env: NodeJS.ProcessEnv = process.env) {
       }),
       {},
     ),
+    notify: v.optional(notifySchema(duration), {}),
   });
 }
 
