@@ -66,7 +66,7 @@ describe("notifications from a real watchdog", () => {
     await waitFor(() => kinds().includes("healed"), { timeoutMs: 30_000, what: "the healed message" });
 
     expect(kinds()).toEqual(["detected", "action", "healed"]);
-    const [detected, action, healed] = http.received.map((r) => r.json()) as Notice[];
+    const [detected, action, healed] = http.received.map((r) => r.json() as unknown as Notice);
     const id = detected?.incident?.id ?? "";
     for (const message of [detected, action, healed]) {
       expect(message?.target).toBe("sim");
@@ -106,7 +106,7 @@ describe("notifications from a real watchdog", () => {
     const mailsBefore = smtp.mails.length;
     scenario.simulator.setFault({ name: "wedged-gpu" });
     await waitFor(() => kinds().includes("exhausted"), { timeoutMs: 40_000, what: "the exhausted message" });
-    const messages = http.received.map((r) => r.json()) as Notice[];
+    const messages = http.received.map((r) => r.json() as unknown as Notice);
     expect(kinds()[0]).toBe("detected");
     expect(kinds().at(-1)).toBe("exhausted");
     expect(
