@@ -408,6 +408,26 @@ function layout(): Array<
         }),
       },
     ],
+    [
+      row("Notifications"),
+      {
+        w: 24,
+        h: 7,
+        panel: bars({
+          title: "Notifications",
+          description:
+            "Messages to each notify receiver by result: sent, retried, failed, dropped, deduplicated, rate-limited (ollama_watchdog_notifications_total).",
+          unit: units.Short,
+          stacked: true,
+          queries: [
+            [
+              `sum by (instance, receiver, result) (increase(ollama_watchdog_notifications_total{${HOST}}[$__rate_interval]))`,
+              "{{instance}} {{receiver}} {{result}}",
+            ],
+          ],
+        }),
+      },
+    ],
   ];
 }
 
