@@ -96,6 +96,8 @@ export interface TargetMemory {
   wedged: { evidence: string; mono: number } | undefined;
   /** Issued, outcome not back yet (so not in the ledger): counted by the budget. */
   pendingAction: { action: RemediationKind; mono: number } | undefined;
+  /** Since when `/targets/<name>/health` answers 503 (the drain before a restart counts from it). */
+  outOfRotationSinceMono: number | undefined;
   state: WatchdogState;
 }
 
@@ -119,6 +121,7 @@ export function initialMemory(startMono: number): TargetMemory {
     exhausted: undefined,
     wedged: undefined,
     pendingAction: undefined,
+    outOfRotationSinceMono: undefined,
     state: "starting",
   };
 }

@@ -1,12 +1,23 @@
 import * as v from "valibot";
 
-/** The configuration's duration schema ("60s" → ms), passed in by src/config/schema.ts. */
-export type DurationSchema = v.GenericSchema<string, number>;
+/** The configuration's duration schema ("60s" → ms, within [min, max]), passed in by src/config/schema.ts. */
+export type DurationSchema = (min: number, max?: number) => v.GenericSchema<unknown, number>;
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
 
 export const NOTICE_KINDS = ["detected", "action", "healed", "exhausted", "digest"] as const;
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1, "must not be empty"));
-const count = (min: number) => v.pipe(v.number(), v.integer("expected a whole number"), v.minValue(min));
+const count = (min: number, max: number) =>
+  v.pipe(
+    v.number(),
+    v.check(
+      (n) => Number.isInteger(n) && n >= min && n <= max,
+      `expected a whole number from ${min} to ${max}`,
+    ),
+  );
 const httpUrl = v.pipe(v.string(), v.regex(/^https?:\/\/\S+$/, "expected an http:// or https:// URL"));
 const envName = v.pipe(
   v.string(),
@@ -63,7 +74,7 @@ const ntfySchema = v.pipe(
 const emailSchema = v.pipe(
   v.strictObject({
     host: nonEmpty,
-    port: v.optional(v.pipe(count(1), v.maxValue(65535)), 587),
+    port: v.optional(count(1, 65535), 587),
     /** starttls: plain connect, then STARTTLS (required); implicit: TLS from the start (465); none: local relays only. */
     tls: v.optional(v.picklist(["starttls", "implicit", "none"]), "starttls"),
     /** A CA bundle (PEM) to trust besides the system's, e.g. a private relay's certificate. */
@@ -110,26 +121,30 @@ export function notifySchema(duration: DurationSchema) {
     receivers: v.optional(
       v.pipe(
         v.array(receiverSchema),
+        v.maxLength(32, "at most 32 receivers"),
         v.check((rs) => new Set(rs.map((r) => r.name)).size === rs.length, "receiver names must be unique"),
       ),
       [],
     ),
     /** One attempt's deadline (connect, send, answer). */
-    timeout: v.optional(duration, "10s"),
+    timeout: v.optional(duration(1, 10 * MINUTE), "10s"),
     retry: v.optional(
       v.strictObject({
-        attempts: v.optional(count(1), 5),
-        backoff: v.optional(duration, "5s"),
-        maxBackoff: v.optional(duration, "5m"),
+        attempts: v.optional(count(1, 100), 5),
+        backoff: v.optional(duration(1, HOUR), "5s"),
+        maxBackoff: v.optional(duration(1, DAY), "5m"),
       }),
       {},
     ),
     /** Messages waiting per receiver; beyond it the oldest is dropped (and counted). */
-    queueSize: v.optional(count(1), 100),
+    queueSize: v.optional(count(1, 100_000), 100),
     /** The same message (kind, target, title) to a receiver within this window is sent once. */
-    dedupWindow: v.optional(duration, "10m"),
+    dedupWindow: v.optional(duration(0, DAY), "10m"),
     rateLimit: v.optional(
-      v.strictObject({ max: v.optional(count(1), 30), window: v.optional(duration, "1h") }),
+      v.strictObject({
+        max: v.optional(count(1, 100_000), 30),
+        window: v.optional(duration(1000, DAY), "1h"),
+      }),
       {},
     ),
     /** The daily digest of the last 24 h's incidents, sent at this UTC time when there were any; false: none. */
