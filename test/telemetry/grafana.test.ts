@@ -232,7 +232,10 @@ describe("Grafana dashboard-linter checks", () => {
   it('selects only the watchdog\'s own per-target series (target!="" beside the job, docs/metrics.md)', () => {
     for (const q of allQueries) {
       for (const { metric, matchers } of selectors(q.expr)) {
-        if (/^ollama_(gpu_|watchdog_(last_tick|tick_interval|build_info|start_time|notifications))/.test(metric)) continue;
+        if (
+          /^ollama_(gpu_|watchdog_(last_tick|tick_interval|build_info|start_time|notifications))/.test(metric)
+        )
+          continue;
         expect(matchers, `${q.source}: ${metric}`).toContain('target=~"$target",target!=""');
       }
     }
