@@ -84,6 +84,11 @@ export function buildProgram(): Command {
     .option("--fault <name>", "inject this fault at start (see --list-faults)")
     .option("--list-faults", "list the faults and exit")
     .option("--state-dir <dir>", "where the simulator keeps its fake nvidia-smi and GPU state")
+    .option(
+      "--ollama-version <v>",
+      "the Ollama release to reproduce (a profile id or a release; see --list-profiles)",
+    )
+    .option("--list-profiles", "list the Ollama versions the simulator reproduces and exit")
     .action((opts) => exitWith(async () => (await import("./cli/simulate.js")).simulateCommand(opts)));
 
   program
