@@ -121,6 +121,13 @@ export function buildProgram(): Command {
     .description("validate a config file; exit 2 naming each bad key")
     .action((file) => exitWith(async () => (await import("./cli/config-check.js")).configCheckCommand(file)));
 
+  const notify = program.command("notify").description("notifications (notify: in the config)");
+  notify
+    .command("test")
+    .description("send a test message to every receiver and report each result; exit 1 if any failed")
+    .addOption(configOption())
+    .action((opts) => exitWith(async () => (await import("./cli/notify.js")).notifyTestCommand(opts)));
+
   program
     .command("demo")
     .description("simulator + watchdog; a freeze is injected after ~20 s and healed, the story printed live")
