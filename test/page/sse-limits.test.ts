@@ -44,7 +44,8 @@ describe("/api/events limits", () => {
   /** A tick whose snapshot weighs ~64 KiB (a long reason), so that socket buffers fill quickly. */
   async function tick(): Promise<void> {
     if (!last) throw new Error("no records");
-    feed.feed({ ...last, wall: (wall += 15_000), verdict: { ...last.verdict, reason: "r".repeat(65_536) } });
+    wall += 15_000;
+    feed.feed({ ...last, wall, verdict: { ...last.verdict, reason: "r".repeat(65_536) } });
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
   }
