@@ -20,6 +20,8 @@ import type {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { decide, initialMemory, type TargetMemory } from "../detector/decide.js";
+import { peersFromConfig } from "../fleet/fleet.js";
+import { FleetPoller } from "../fleet/poller.js";
 import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
@@ -30,6 +32,7 @@ import { createExecutor, type Executor } from "../remediation/executor.js";
 import { Ledger } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
+import { loadWebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -69,6 +72,7 @@ export class Watchdog {
   readonly telemetry: Telemetry;
   readonly incidents: IncidentRecorder;
   readonly history = new History();
+  private readonly fleet: FleetPoller;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly notifier: Notifier;
@@ -82,6 +86,7 @@ export class Watchdog {
   private stopping = false;
   private server: HttpServer | undefined;
   private guards: StallGuards | undefined;
+  private notifications: { stop(deadlineMs: number): Promise<void> } | undefined;
   private hostInFlight: Promise<void> | undefined;
   private latestHost: { result: HostObservation; mono: number } | undefined;
 
@@ -127,6 +132,10 @@ export class Watchdog {
       },
     }));
     this.telemetry = new Telemetry({ getSnapshot: () => this.snapshot() });
+    this.fleet = new FleetPoller(peersFromConfig(config.fleet), {
+      everyMs: Math.max(config.interval, 5000),
+      timeoutMs: 3000,
+    });
   }
 
   /** Opens the ledger, binds the listener, starts ticking. */
@@ -142,12 +151,24 @@ export class Watchdog {
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
     await watchdog.startStallGuards();
+    if (options.config.notify.receivers.length) {
+      // loaded only where a receiver is configured
+      const { Notifications } = await import("../notify/notifications.js");
+      watchdog.notifications = new Notifications({
+        config: options.config.notify,
+        listenUrl: watchdog.url,
+        clock,
+        log,
+        registry: watchdog.telemetry.registry,
+      }).attach(watchdog.incidents, watchdog.events);
+    }
     watchdog.notifier.ready(`listening on ${watchdog.url}`);
     watchdog.log.info(
       { url: watchdog.url, targets: options.config.targets.map((t) => t.name), version: VERSION },
       "watchdog started",
     );
     watchdog.schedule(0);
+    watchdog.fleet.start();
     return watchdog;
   }
 
@@ -163,12 +184,19 @@ export class Watchdog {
         healthy: () => this.loopHealthy(),
       }),
       ...pageRoutes({
+        fleet: () => this.fleet.view(),
         snapshot: () => this.snapshot(),
         incidents: this.incidents,
         history: this.history,
       }),
     ];
-    this.server = await startHttpServer(this.config.listen, routes, this.log.child({ component: "http" }));
+    const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
+    this.server = await startHttpServer(
+      this.config.listen,
+      routes,
+      this.log.child({ component: "http" }),
+      web,
+    );
   }
 
   private async startStallGuards(): Promise<void> {
@@ -437,6 +465,7 @@ export class Watchdog {
     this.stopping = true;
     this.notifier.stopping();
     clearTimeout(this.timer);
+    this.fleet.stop();
     await this.tickInProgress;
     for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
     const pending = this.targets.flatMap((t) => [...t.pending]);
@@ -445,6 +474,7 @@ export class Watchdog {
       new Promise((resolve) => setTimeout(resolve, 5000).unref()),
     ]);
     await this.guards?.close();
+    await this.notifications?.stop(5000);
     await this.server?.close();
     this.log.info("watchdog stopped");
   }
