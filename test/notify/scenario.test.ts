@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Notice } from "../../src/notify/notice.js";
-import { MODEL, type Scenario, startScenario } from "../support/scenario.js";
+import { MODEL, SCALED, type Scenario, startScenario } from "../support/scenario.js";
 import { waitFor } from "../support/wait.js";
 import { type HttpReceiver, type SmtpReceiver, startHttpReceiver, startSmtpReceiver } from "./receivers.js";
 
@@ -58,12 +58,23 @@ const kinds = () => http.received.map((r) => r.json().kind);
 describe("notifications from a real watchdog", () => {
   it("F1 runner deadlock: detected, kill-runner (why), healed (time to recover) — in order, each linking its report", async () => {
     process.env.OW_TEST_SMTP_PASSWORD = "scenario-password";
-    scenario = await startScenario({ config: notifyConfig() });
+    // a longer verification window than SCALED's: on a loaded machine the reloaded model's first
+    // canary can take longer, and this test is about the messages, not about the ladder's timing
+    scenario = await startScenario({
+      config: { ...notifyConfig(), remediation: { ...SCALED.remediation, verifyWithin: "20s" } },
+    });
     await scenario.loadModelAndSettle();
     expect(http.received).toEqual([]); // a healthy start says nothing
     const mailsBefore = smtp.mails.length;
     scenario.simulator.setFault({ name: "runner-deadlock", model: MODEL });
-    await waitFor(() => kinds().includes("healed"), { timeoutMs: 30_000, what: "the healed message" });
+    await waitFor(() => kinds().includes("healed"), { timeoutMs: 60_000, what: "the healed message" }).catch(
+      (error: Error) => {
+        const s = scenario;
+        throw new Error(
+          `${error.message}; received ${JSON.stringify(kinds())}; states ${[...new Set(s?.states())].join(",")}; actions ${JSON.stringify(s?.actions())}`,
+        );
+      },
+    );
 
     expect(kinds()).toEqual(["detected", "action", "healed"]);
     const [detected, action, healed] = http.received.map((r) => r.json() as unknown as Notice);
