@@ -82,7 +82,7 @@ import {
   type Scope,
 } from "../remediation/policy.js";
 import { isExpired, keepAliveFor, parseExpiry } from "./keep-alive.js";
-import { type RunnerIdentity, runnerForModel, sameProcess } from "./runners.js";
+import { provenRunner, type RunnerIdentity, runnerForModel, sameProcess } from "./runners.js";
 
 export type { BudgetView } from "../remediation/policy.js";
 
@@ -152,6 +152,8 @@ export interface RemediationMemory {
   actions: RemediationKind[];
   /** What happened, in words (skipped steps, failed verifications). */
   history: string[];
+  /** The current step was not executed (the shell could not act): it waits, then is issued again. */
+  held?: { why: string; untilMono: number };
 }
 
 export interface ExhaustedMemory {
@@ -264,7 +266,7 @@ export function decide(
 ): { memory: TargetMemory; verdict: Verdict } {
   const m = structuredClone(memory);
   const obs = observation;
-  receiveActionOutcomes(m, obs);
+  receiveActionOutcomes(m, obs, nowMono, config);
   trackLiveness(m, obs, nowMono, config);
   const rates = trackRunners(m, obs, nowMono);
   trackModels(m, obs, nowMono, rates);
@@ -310,12 +312,30 @@ export function decide(
 
 // ─── observing ────────────────────────────────────────────────────────────────────────────────
 
-function receiveActionOutcomes(m: TargetMemory, obs: Observation): void {
+function receiveActionOutcomes(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  receiveNotExecuted(m, obs, now, config);
   const last = obs.actionResults.at(-1);
   if (!last) return;
   m.pendingAction = undefined;
   const r = m.remediation;
   if (r && r.issuedMono !== undefined && r.outcome === undefined) r.outcome = last;
+}
+
+/**
+ * A command the shell did not carry out (another action still ran, the ledger is unwritable, the
+ * unit was stopped by its operator): nothing happened and nothing was counted, so the step is not
+ * climbed; it waits (at least one interval) and is issued again.
+ */
+function receiveNotExecuted(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  const dropped = obs.actionsNotExecuted?.at(-1);
+  if (!dropped) return;
+  const r = m.remediation;
+  if (m.pendingAction?.action === dropped.action) m.pendingAction = undefined;
+  if (!r || r.issuedMono === undefined || r.outcome !== undefined) return;
+  r.issuedMono = undefined;
+  r.verifyDeadlineMono = undefined;
+  r.actions.pop();
+  r.held = { why: `${dropped.action} not executed: ${dropped.text}`, untilMono: now + Math.max(dropped.retryAfterMs ?? 0, config.interval) };
 }
 
 function serverIdentity(obs: Observation): string | undefined {
@@ -789,14 +809,17 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
   for (;;) {
     const kind = ladder[r.step];
     let runner: ProcessSample | undefined;
+    if (r.held && now < r.held.untilMono) {
+      const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+      return { state, reason: `${lead}; ${r.held.why}`, frozenForMs };
+    }
+    r.held = undefined;
     if (kind === "kill-runner") {
       const mm = r.model ? m.models[r.model] : undefined;
-      const runners = t.obs.processes?.runners ?? [];
-      runner = mm ? runnerForModel(mm, runners, mm.runnerPid) : undefined;
-      if (!runner) {
-        r.history.push(
-          `kill-runner skipped: cannot tell which of ${runners.length} runner(s) serves ${r.model}`,
-        );
+      const proof = mm ? provenRunner(mm, t.obs.processes) : { why: `${r.model ?? "the model"} is not known` };
+      if ("runner" in proof) runner = proof.runner;
+      else {
+        r.history.push(`kill-runner skipped: ${proof.why}`);
         const next = nextLadderStep(ladder, r.step + 1, r.scope);
         if (next === undefined) return exhaustLadder(t, r, r.history.at(-1) ?? "");
         r.step = next;
@@ -816,6 +839,7 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
         model: r.model,
         pid: runner.pid,
         startSeconds: runner.startSeconds,
+        parentPid: runner.ppid,
         reason: r.problem,
       };
       t.commands.push(command);

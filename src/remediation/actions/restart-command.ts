@@ -17,6 +17,7 @@ export async function restartCommand(
 export const restartCommandAction: ActionModule = {
   name: "restart-command",
   handles: (command, target) => command.kind === "restart" && target.restart.command !== undefined,
+  deadlineMs: (_command, context) => context.target.restart.command?.timeout ?? 0,
   run(_command, context: ActionContext) {
     const spec = context.target.restart.command;
     if (!spec) return Promise.resolve({ ok: false, error: "no restart.command configured" });

@@ -61,6 +61,7 @@ function engineMessage(body: string): string {
 export const restartDockerAction: ActionModule = {
   name: "restart-docker",
   handles: (command, target) => command.kind === "restart" && target.restart.docker !== undefined,
+  deadlineMs: (_command, context) => context.target.restart.docker?.timeout ?? 0,
   run(_command, context: ActionContext) {
     const docker = context.target.restart.docker;
     if (!docker) return Promise.resolve({ ok: false, error: "no restart.docker configured" });

@@ -26,6 +26,7 @@ export async function restartSystemd(
 export const restartSystemdAction: ActionModule = {
   name: "restart-systemd",
   handles: (command, target) => command.kind === "restart" && target.restart.systemd !== undefined,
+  deadlineMs: (_command, context) => context.systemdTimeoutMs ?? SYSTEMD_RESTART_TIMEOUT_MS,
   run(_command, context: ActionContext) {
     const unit = context.target.restart.systemd?.unit ?? "ollama.service";
     const options: Parameters<typeof restartSystemd>[1] = {};
