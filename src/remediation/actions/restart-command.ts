@@ -1,15 +1,24 @@
-/** A user-supplied restart program: argv without a shell, under its deadline; exit 0 = success. */
-import { execArgv } from "../../core/exec.js";
+/**
+ * A user-supplied restart program: argv without a shell, under its deadline; exit 0 = success.
+ * Its process group is killed at the deadline; while a previous run is still stuck (D state),
+ * no second one starts (preflight says so: not executed, not counted).
+ */
+import { runTool, stuckTool } from "../../collectors/tool.js";
 import { type ActionContext, type ActionModule, type ActionRun, describeExec } from "./action.js";
+
+/** How long a refused restart waits before asking again whether the stuck run is gone. */
+const STUCK_RETRY_MS = 10_000;
 
 export async function restartCommand(
   argv: string[],
   options: { timeoutMs: number; env?: NodeJS.ProcessEnv },
 ): Promise<ActionRun> {
-  const execOptions: Parameters<typeof execArgv>[1] = { timeoutMs: options.timeoutMs };
-  if (options.env) execOptions.env = options.env;
-  const result = await execArgv(argv, execOptions);
   const shown = argv.join(" ");
+  const stuck = stuckTool("restart command", argv[0] ?? "");
+  if (stuck) return { ok: false, error: `${shown}: ${stuck}` };
+  const execOptions: Parameters<typeof runTool>[1] = { timeoutMs: options.timeoutMs };
+  if (options.env) execOptions.env = options.env;
+  const result = await runTool(argv, execOptions);
   if (result.exitCode === 0 && !result.timedOut) return { ok: true, detail: shown };
   return { ok: false, error: `${shown}: ${describeExec(result)}` };
 }
@@ -18,6 +27,11 @@ export const restartCommandAction: ActionModule = {
   name: "restart-command",
   handles: (command, target) => command.kind === "restart" && target.restart.command !== undefined,
   deadlineMs: (_command, context) => context.target.restart.command?.timeout ?? 0,
+  async preflight(_command, context) {
+    const program = context.target.restart.command?.argv[0];
+    const stuck = program === undefined ? undefined : stuckTool("restart command", program);
+    return stuck ? { why: stuck, retryAfterMs: STUCK_RETRY_MS } : undefined;
+  },
   run(_command, context: ActionContext) {
     const spec = context.target.restart.command;
     if (!spec) return Promise.resolve({ ok: false, error: "no restart.command configured" });
