@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { ProcessSample, ProcessView } from "../core/types.js";
 import type { Collector } from "./collector.js";
 import { holdsSocket, listenersOn, type Placement, parseStatusUid, placementOf } from "./listener.js";
-import { ProcReadError, readProcDir, readProcFile } from "./proc-read.js";
+import { ProcReadError, readProcDir, readProcFile, readProcFileAside } from "./proc-read.js";
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux architecture Ollama runs on. */
 export const CLK_TCK = 100;
@@ -253,7 +253,8 @@ export class ProcessScanner {
     if (cached) return cached;
     const path = join(procRoot, String(stat.pid), "cmdline");
     try {
-      const argv = parseCmdline(await readProcFile(path, stat.state === "D" ? STUCK_READ_MS : undefined));
+      const raw = stat.state === "D" ? await readProcFileAside(path, STUCK_READ_MS) : await readProcFile(path);
+      const argv = parseCmdline(raw);
       this.argvCache.set(key, argv);
       return argv;
     } catch (error) {

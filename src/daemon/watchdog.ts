@@ -26,7 +26,7 @@ import { History } from "../page/history.js";
 import { pageRoutes } from "../page/routes.js";
 import { Acting } from "../remediation/acting.js";
 import { createExecutor } from "../remediation/executor.js";
-import { Ledger } from "../remediation/ledger.js";
+import { Ledger, type LedgerFs } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
 import { Telemetry } from "../telemetry/metrics.js";
@@ -43,6 +43,8 @@ export interface WatchdogOptions {
   notifier?: Notifier;
   /** Kill function for kill-runner (tests inject); process.kill by default. */
   kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** The ledger's writes (tests inject a full or read-only disk). */
+  ledgerFs?: LedgerFs;
 }
 
 /** What the loop keeps per target between ticks: the shell's side of the detector's memory. */
@@ -141,6 +143,7 @@ export class Watchdog {
       clock,
       log: log.child({ component: "ledger" }),
       retainMs: Math.max(options.config.remediation.budget.window, 7 * 24 * 3600 * 1000),
+      ...(options.ledgerFs ? { fs: options.ledgerFs } : {}),
     });
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
