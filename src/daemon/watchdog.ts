@@ -113,6 +113,7 @@ export class Watchdog {
         clock: this.clock,
         log: this.log.child({ component: "executor", target: target.name }),
         dryRun: config.remediation.dryRun,
+        retryCannotRecordMs: Math.max(config.remediation.cooldown, 5 * config.interval),
         onOutcome: (outcome) => this.telemetry.countAction(target.name, outcome),
         onNotExecuted: (dropped) => this.telemetry.countNotExecuted(target.name, dropped),
       }),

@@ -25,6 +25,8 @@ export interface ActingOptions {
   clock: Clock;
   log: Logger;
   dryRun: boolean;
+  /** After "cannot record actions", how long the step waits before the ledger is tried again. */
+  retryCannotRecordMs: number;
   /** Called with every finished action (metrics). */
   onOutcome?: (outcome: ActionOutcome) => void;
   /** Called with every command not executed (metrics). */
@@ -93,7 +95,8 @@ export class Acting {
         ...(this.options.dryRun ? { dryRun: true } : {}),
       });
     } catch (error) {
-      this.drop(command, "cannot-record", `cannot record actions: ${(error as Error).message}`);
+      const why = `cannot record actions: ${ledger.writeError ?? (error as Error).message}`;
+      this.drop(command, "cannot-record", why, this.options.retryCannotRecordMs);
       return;
     }
     if (this.cannotRecordLogged) {

@@ -349,7 +349,8 @@ function newId(wall: number): string {
 
 function describeError(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String(e?.message ?? error);
+  const message = String(e?.message ?? error);
+  return e.code && !message.startsWith(e.code) ? `${e.code}: ${message}` : message;
 }
 
 export interface LedgerParse {

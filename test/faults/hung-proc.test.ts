@@ -1,11 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { killRunner } from "../../src/remediation/actions/kill-runner.js";
-import { CLI_ARGV } from "../support/paths.js";
 import { waitFor } from "../support/wait.js";
+import { downTargetConfig, health, startDaemon } from "./daemon.js";
 
 /**
  * M2: procfs reads that never return (a runner in D state holds its mmap lock; a FIFO stands in
@@ -44,13 +44,6 @@ function hungProcRoot(name: string, pid: number): string {
   return root;
 }
 
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once("exit", (code) => resolve(code));
-  });
-}
-
 describe("hung /proc reads", () => {
   it("kill-runner on a D-state runner settles within its deadline (it never reads the blocking cmdline)", async () => {
     const procRoot = hungProcRoot("kill", 4242);
@@ -77,51 +70,31 @@ describe("hung /proc reads", () => {
     const configPath = join(workDir, "config.yaml");
     writeFileSync(
       configPath,
-      [
-        "interval: 100ms",
-        "listen: 127.0.0.1:0",
-        `stateDir: ${join(workDir, "state")}`,
-        `procRoot: ${procRoot}`,
-        "targets:",
-        "  - name: local",
-        "    url: http://127.0.0.1:9",
-        "    restart: { command: { argv: [/bin/true], timeout: 2s } }",
-        "detection: { apiTimeout: 200ms }",
-        "gpu: { backend: none }",
-      ].join("\n"),
+      downTargetConfig({
+        stateDir: join(workDir, "state"),
+        restartArgv: ["/bin/true"],
+        extra: [`procRoot: ${procRoot}`],
+      }),
     );
-    const [node, cli] = CLI_ARGV as [string, string];
-    const daemon = spawn(node, [cli, "run", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    daemon.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    daemon.stderr?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
+    const daemon = startDaemon(configPath);
     try {
-      const url = await waitFor(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], {
+      const url = await daemon.url();
+      const first = await waitFor(async () => (await health(url)).body.ticks, { what: "a first tick" });
+      await waitFor(async () => (await health(url)).body.ticks >= first + 10, {
         timeoutMs: 15_000,
-        what: "the start line",
+        what: "ten more ticks",
       });
-      const ticks = async () => ((await (await fetch(`${url}/healthz`)).json()) as { ticks: number }).ticks;
-      const first = await waitFor(ticks, { what: "a first tick" });
-      await waitFor(async () => (await ticks()) >= first + 10, { timeoutMs: 15_000, what: "ten more ticks" });
-      const status = (await (await fetch(`${url}/api/status`)).json()) as { targets: Array<{ state: string }> };
-      expect(status.targets[0]?.state).toBeDefined();
       const stopping = performance.now();
-      daemon.kill("SIGTERM");
+      daemon.child.kill("SIGTERM");
       const code = await Promise.race([
-        exited(daemon),
+        daemon.exited,
         new Promise<"alive">((resolve) => setTimeout(() => resolve("alive"), 15_000).unref()),
       ]);
-      console.log(JSON.stringify({ exitAfterSigtermMs: code === "alive" ? "still alive after 15 s" : Math.round(performance.now() - stopping) }));
-      expect(code, output.split("\n").filter((l) => /stop/.test(l)).join("\n")).toBe(0);
+      const exitMs = Math.round(performance.now() - stopping);
+      console.log(JSON.stringify({ exitAfterSigtermMs: code === "alive" ? "still alive after 15 s" : exitMs }));
+      expect(code, daemon.output().slice(-1500)).toBe(0);
     } finally {
-      if (daemon.exitCode === null && daemon.signalCode === null) {
-        daemon.kill("SIGKILL");
-        await exited(daemon);
-      }
+      await daemon.kill();
     }
   }, 60_000);
 });
