@@ -46,7 +46,8 @@ export function placementOf(url: string, ownAddresses: () => string[] = hostAddr
   const host = parsed.hostname.replace(/^\[|\]$/g, "").toLowerCase();
   const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
   const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-  if (loopback || host === "0.0.0.0" || host === "::" || ownAddresses().includes(host)) return { local: true, port };
+  if (loopback || host === "0.0.0.0" || host === "::" || ownAddresses().includes(host))
+    return { local: true, port };
   return { local: false, host };
 }
 

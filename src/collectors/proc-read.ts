@@ -74,7 +74,9 @@ export function readProcFileAside(path: string, deadlineMs = PROC_READ_DEADLINE_
     });
     if (result.exitCode !== 0) {
       const why = result.spawnError ?? (result.stderr.trim() || `head exited with ${result.exitCode}`);
-      throw Object.assign(new Error(`${path}: ${why}`), { code: /No such file/.test(why) ? "ENOENT" : "EIO" });
+      throw Object.assign(new Error(`${path}: ${why}`), {
+        code: /No such file/.test(why) ? "ENOENT" : "EIO",
+      });
     }
     return result.stdout;
   });

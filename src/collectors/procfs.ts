@@ -129,7 +129,10 @@ export class ProcessScanner {
   /** The walk in progress per procfs root: targets scanning in the same tick share one walk. */
   private readonly walks = new Map<string, Promise<ScannedProcess[]>>();
   /** Per process key and port: how it was proven the listener, or when it was seen not to be. */
-  private readonly listening = new Map<string, { proof: "socket" | "uid" | "no"; mono: number; uid?: number }>();
+  private readonly listening = new Map<
+    string,
+    { proof: "socket" | "uid" | "no"; mono: number; uid?: number }
+  >();
 
   async scan(procRoot: string, target: ScanTarget): Promise<ProcessView> {
     const scanned = await this.walk(procRoot);
@@ -149,7 +152,9 @@ export class ProcessScanner {
     };
 
     if (!target.placement.local) {
-      return unprovable(`the target's host ${target.placement.host} is not this host: its processes are not ours to signal`);
+      return unprovable(
+        `the target's host ${target.placement.host} is not this host: its processes are not ours to signal`,
+      );
     }
     const port = target.placement.port;
     const candidates = new Map<number, ScannedProcess>(patternServers.map((p) => [p.stat.pid, p]));
@@ -158,7 +163,10 @@ export class ProcessScanner {
       if (parent && p.stat.ppid > 1 && servesModel(p)) candidates.set(parent.stat.pid, parent);
     }
     const proofs = await Promise.all(
-      [...candidates.values()].map(async (p) => ({ process: p, ...(await this.listensOn(procRoot, p, port)) })),
+      [...candidates.values()].map(async (p) => ({
+        process: p,
+        ...(await this.listensOn(procRoot, p, port)),
+      })),
     );
     let servers = proofs.filter((p) => p.proof === "socket").map((p) => p.process);
     if (servers.length === 0) {
@@ -253,7 +261,8 @@ export class ProcessScanner {
     if (cached) return cached;
     const path = join(procRoot, String(stat.pid), "cmdline");
     try {
-      const raw = stat.state === "D" ? await readProcFileAside(path, STUCK_READ_MS) : await readProcFile(path);
+      const raw =
+        stat.state === "D" ? await readProcFileAside(path, STUCK_READ_MS) : await readProcFile(path);
       const argv = parseCmdline(raw);
       this.argvCache.set(key, argv);
       return argv;
@@ -269,7 +278,8 @@ export class ProcessScanner {
       if (key.startsWith(`${procRoot}\0`) && !keep.has(key)) this.argvCache.delete(key);
     }
     for (const key of this.listening.keys()) {
-      if (key.startsWith(`${procRoot}\0`) && !keep.has(key.slice(0, key.lastIndexOf("\0")))) this.listening.delete(key);
+      if (key.startsWith(`${procRoot}\0`) && !keep.has(key.slice(0, key.lastIndexOf("\0"))))
+        this.listening.delete(key);
     }
   }
 

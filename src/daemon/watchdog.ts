@@ -43,6 +43,8 @@ export interface WatchdogOptions {
   notifier?: Notifier;
   /** Kill function for kill-runner (tests inject); process.kill by default. */
   kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** Program run as systemctl for restarts (tests inject a fake); "systemctl" on PATH by default. */
+  systemctl?: string;
   /** The ledger's writes (tests inject a full or read-only disk). */
   ledgerFs?: LedgerFs;
 }
@@ -109,11 +111,12 @@ export class Watchdog {
           clock: this.clock,
           log: this.log.child({ component: "executor", target: target.name }),
           ...(options.kill ? { kill: options.kill } : {}),
+          ...(options.systemctl ? { systemctl: options.systemctl } : {}),
         }),
         clock: this.clock,
         log: this.log.child({ component: "executor", target: target.name }),
         dryRun: config.remediation.dryRun,
-        retryCannotRecordMs: Math.max(config.remediation.cooldown, 5 * config.interval),
+        retryNotExecutedMs: Math.max(config.remediation.cooldown, 5 * config.interval),
         onOutcome: (outcome) => this.telemetry.countAction(target.name, outcome),
         onNotExecuted: (dropped) => this.telemetry.countNotExecuted(target.name, dropped),
       }),

@@ -335,7 +335,10 @@ function receiveNotExecuted(m: TargetMemory, obs: Observation, now: number, conf
   r.issuedMono = undefined;
   r.verifyDeadlineMono = undefined;
   r.actions.pop();
-  r.held = { why: `${dropped.action} not executed: ${dropped.text}`, untilMono: now + Math.max(dropped.retryAfterMs ?? 0, config.interval) };
+  r.held = {
+    why: `${dropped.action} not executed: ${dropped.text}`,
+    untilMono: now + Math.max(dropped.retryAfterMs ?? 0, config.interval),
+  };
 }
 
 function serverIdentity(obs: Observation): string | undefined {
@@ -813,10 +816,13 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
       const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
       return { state, reason: `${lead}; ${r.held.why}`, frozenForMs };
     }
+    const heldWhy = r.held ? `${r.held.why}; trying again` : "";
     r.held = undefined;
     if (kind === "kill-runner") {
       const mm = r.model ? m.models[r.model] : undefined;
-      const proof = mm ? provenRunner(mm, t.obs.processes) : { why: `${r.model ?? "the model"} is not known` };
+      const proof = mm
+        ? provenRunner(mm, t.obs.processes)
+        : { why: `${r.model ?? "the model"} is not known` };
       if ("runner" in proof) runner = proof.runner;
       else {
         r.history.push(`kill-runner skipped: ${proof.why}`);
@@ -830,7 +836,9 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     if (!gate.open && gate.why === "budget") {
       return exhaust(t, r.scope, r.problemSinceMono, `${r.problem}; ${gate.text} — stopped acting`);
     }
-    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix), heldWhy]
+      .filter(Boolean)
+      .join("; ");
     if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
     const dryRun = config.remediation.dryRun ? " (dry run)" : "";
     if (kind === "kill-runner" && runner && r.model) {

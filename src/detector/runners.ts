@@ -61,9 +61,12 @@ export function provenRunner(
       (r.modelPath === model.name && /(^|\s)--mlx-engine(\s|$)/.test(r.cmdline)),
   );
   if (serving.length === 1) return { runner: serving[0] as ProcessSample };
-  if (serving.length > 1) return { why: `${serving.length} runners claim ${model.name}'s weights: cannot tell which` };
+  if (serving.length > 1)
+    return { why: `${serving.length} runners claim ${model.name}'s weights: cannot tell which` };
   if (model.blob === undefined) {
     return { why: `/api/show did not name ${model.name}'s weights blob: its runner cannot be proven` };
   }
-  return { why: `none of the server's ${children.length} runner(s) serves ${model.name} (--model …/${model.blob})` };
+  return {
+    why: `none of the server's ${children.length} runner(s) serves ${model.name} (--model …/${model.blob})`,
+  };
 }

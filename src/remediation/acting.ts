@@ -25,8 +25,8 @@ export interface ActingOptions {
   clock: Clock;
   log: Logger;
   dryRun: boolean;
-  /** After "cannot record actions", how long the step waits before the ledger is tried again. */
-  retryCannotRecordMs: number;
+  /** After "cannot record actions" or a refusal, how long the step waits before it is tried again. */
+  retryNotExecutedMs: number;
   /** Called with every finished action (metrics). */
   onOutcome?: (outcome: ActionOutcome) => void;
   /** Called with every command not executed (metrics). */
@@ -66,7 +66,10 @@ export class Acting {
       return;
     }
     this.inFlight = { action: command.kind, startedMono: this.options.clock.monotonic() };
-    log.warn({ action: command.kind, reason: command.reason, dryRun: this.options.dryRun }, `action ${command.kind}`);
+    log.warn(
+      { action: command.kind, reason: command.reason, dryRun: this.options.dryRun },
+      `action ${command.kind}`,
+    );
     const work = this.carryOut(command)
       .catch((error: unknown) => log.error({ err: error }, "action failed unexpectedly"))
       .finally(() => {
@@ -81,7 +84,7 @@ export class Acting {
     if (!this.options.dryRun) {
       const refusal = await executor.preflight(command);
       if (refusal) {
-        this.drop(command, "refused", refusal.why, refusal.retryAfterMs);
+        this.drop(command, "refused", refusal.why, this.options.retryNotExecutedMs);
         return;
       }
     }
@@ -96,7 +99,7 @@ export class Acting {
       });
     } catch (error) {
       const why = `cannot record actions: ${ledger.writeError ?? (error as Error).message}`;
-      this.drop(command, "cannot-record", why, this.options.retryCannotRecordMs);
+      this.drop(command, "cannot-record", why, this.options.retryNotExecutedMs);
       return;
     }
     if (this.cannotRecordLogged) {
@@ -117,15 +120,31 @@ export class Acting {
       });
     } catch (error) {
       // The intent is on disk: the action is counted; only its outcome is lost.
-      log.error({ err: error, path: ledger.path }, "cannot record the outcome of an action (it stays counted)");
+      log.error(
+        { err: error, path: ledger.path },
+        "cannot record the outcome of an action (it stays counted)",
+      );
     }
     this.finished.push(outcome);
     this.options.onOutcome?.(outcome);
-    log[outcome.result === "failure" ? "error" : "info"]({ outcome }, `action ${outcome.action}: ${outcome.result}`);
+    log[outcome.result === "failure" ? "error" : "info"](
+      { outcome },
+      `action ${outcome.action}: ${outcome.result}`,
+    );
   }
 
-  private drop(command: RemediationCommand, why: NotExecuted["why"], text: string, retryAfterMs?: number): void {
-    const notExecuted: NotExecuted = { action: command.kind, why, text, ...(retryAfterMs ? { retryAfterMs } : {}) };
+  private drop(
+    command: RemediationCommand,
+    why: NotExecuted["why"],
+    text: string,
+    retryAfterMs?: number,
+  ): void {
+    const notExecuted: NotExecuted = {
+      action: command.kind,
+      why,
+      text,
+      ...(retryAfterMs ? { retryAfterMs } : {}),
+    };
     this.notExecuted.push(notExecuted);
     this.options.onNotExecuted?.(notExecuted);
     const log = this.options.log;

@@ -6,7 +6,14 @@ import type { Config, TargetConfig } from "../config/schema.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/log.js";
 import type { ActionOutcome } from "../core/types.js";
-import type { ActionContext, ActionModule, ActionRun, KillFn, Refusal, RemediationCommand } from "./actions/action.js";
+import type {
+  ActionContext,
+  ActionModule,
+  ActionRun,
+  KillFn,
+  Refusal,
+  RemediationCommand,
+} from "./actions/action.js";
 import { killRunnerAction } from "./actions/kill-runner.js";
 import { restartCommandAction } from "./actions/restart-command.js";
 import { restartDockerAction } from "./actions/restart-docker.js";

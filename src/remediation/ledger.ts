@@ -209,21 +209,15 @@ export class Ledger {
       });
     }
     held.sort((a, b) => a.mono - b.mono);
-    const ledger = new Ledger(
-      path,
-      options.clock,
-      log,
-      options.retainMs ?? DEFAULT_RETAIN_MS,
-      fs,
-      held,
-    );
+    const ledger = new Ledger(path, options.clock, log, options.retainMs ?? DEFAULT_RETAIN_MS, fs, held);
     if (mkdirError) {
       ledger.lastWriteError = `cannot create ${options.stateDir}: ${mkdirError}`;
       return ledger;
     }
     try {
       // The corrupt text is set aside first: if that fails the ledger keeps it (and counts it).
-      if (corruptLines.length) fs.append(join(options.stateDir, CORRUPT_FILE), `${corruptLines.join("\n")}\n`);
+      if (corruptLines.length)
+        fs.append(join(options.stateDir, CORRUPT_FILE), `${corruptLines.join("\n")}\n`);
       const clean = !repaired && skipped.length === 0 && (text === "" || text.endsWith("\n"));
       if (!clean || ledger.dropExpired() || text === "") ledger.rewrite();
     } catch (error) {
@@ -386,7 +380,8 @@ export function parseLedger(text: string): LedgerParse {
       entries.push(value);
     } else skipped.push({ line: index + 1, why: "not a ledger entry", text: line });
   });
-  if (torn.trim() !== "") skipped.push({ line: lines.length + 1, why: "torn last line (no newline)", text: torn });
+  if (torn.trim() !== "")
+    skipped.push({ line: lines.length + 1, why: "torn last line (no newline)", text: torn });
   const openIntents = [...intents.values()].filter((intent) => !closed.has(intent.id));
   return { entries, openIntents, skipped };
 }

@@ -13,8 +13,8 @@ import {
   type CanaryOutcome,
   type CanaryResult,
   type GpuSample,
-  type Observation,
   type NotExecuted,
+  type Observation,
   type Snapshot,
   WATCHDOG_STATES,
 } from "../core/types.js";

@@ -46,7 +46,9 @@ export function startDaemon(configPath: string, wrap?: (argv: string[]) => strin
 }
 
 /** The ticks /healthz reports, and its whole body. */
-export async function health(url: string): Promise<{ status: number; body: { ticks: number; problems?: string[] } }> {
+export async function health(
+  url: string,
+): Promise<{ status: number; body: { ticks: number; problems?: string[] } }> {
   const response = await fetch(`${url}/healthz`);
   return { status: response.status, body: (await response.json()) as { ticks: number; problems?: string[] } };
 }

@@ -1,5 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -91,7 +100,9 @@ describe("hung /proc reads", () => {
         new Promise<"alive">((resolve) => setTimeout(() => resolve("alive"), 15_000).unref()),
       ]);
       const exitMs = Math.round(performance.now() - stopping);
-      console.log(JSON.stringify({ exitAfterSigtermMs: code === "alive" ? "still alive after 15 s" : exitMs }));
+      console.log(
+        JSON.stringify({ exitAfterSigtermMs: code === "alive" ? "still alive after 15 s" : exitMs }),
+      );
       expect(code, daemon.output().slice(-1500)).toBe(0);
     } finally {
       await daemon.kill();

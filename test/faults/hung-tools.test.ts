@@ -3,8 +3,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { gpuCollector } from "../../src/collectors/gpu.js";
 import { restartCommand } from "../../src/remediation/actions/restart-command.js";
-import { scratchDir, testContext, writeExecutable } from "../unit/collectors/support.js";
 import { waitFor } from "../support/wait.js";
+import { scratchDir, testContext, writeExecutable } from "../unit/collectors/support.js";
 
 /**
  * M9: a hung GPU tool (or restart command) that started children. Its whole process group dies
@@ -44,7 +44,9 @@ const hungWithChildren = (name: string) =>
 
 describe("hung tools with children", () => {
   it("a hung GPU tool is killed with its children: no process left after each probe", async () => {
-    const ctx = testContext({ config: { gpu: { backend: "nvidia", nvidiaSmi: hungWithChildren("nvidia-smi"), timeout: "300ms" } } });
+    const ctx = testContext({
+      config: { gpu: { backend: "nvidia", nvidiaSmi: hungWithChildren("nvidia-smi"), timeout: "300ms" } },
+    });
     const left: number[] = [];
     for (let probe = 0; probe < 3; probe++) {
       await expect(gpuCollector.collect(ctx)).rejects.toThrow(/did not finish within 300ms/);
@@ -83,18 +85,26 @@ describe("hung tools with children", () => {
       return child;
     }) as unknown as typeof nodeSpawn;
     const program = writeExecutable(dir, "nvidia-smi", `exec sleep ${marker}`);
-    const ctx = { ...testContext({ config: { gpu: { backend: "nvidia", nvidiaSmi: program, timeout: "200ms" } } }), spawn };
+    const ctx = {
+      ...testContext({ config: { gpu: { backend: "nvidia", nvidiaSmi: program, timeout: "200ms" } } }),
+      spawn,
+    };
     await expect(gpuCollector.collect(ctx)).rejects.toThrow(/did not finish/);
     for (let probe = 0; probe < 3; probe++) {
-      await expect(gpuCollector.collect(ctx)).rejects.toThrow(/nvidia-smi stuck: its last run \(pid \d+\) has not exited/);
+      await expect(gpuCollector.collect(ctx)).rejects.toThrow(
+        /nvidia-smi stuck: its last run \(pid \d+\) has not exited/,
+      );
     }
     expect(spawned).toBe(1);
     // Finally gone: the next probe runs again.
     for (const release of withheld.splice(0)) release();
-    await waitFor(async () => {
-      const error = await gpuCollector.collect(ctx).catch((e: Error) => e.message);
-      return typeof error === "string" && /did not finish/.test(error);
-    }, { what: "a new probe once the stuck one is gone", timeoutMs: 10_000 });
+    await waitFor(
+      async () => {
+        const error = await gpuCollector.collect(ctx).catch((e: Error) => e.message);
+        return typeof error === "string" && /did not finish/.test(error);
+      },
+      { what: "a new probe once the stuck one is gone", timeoutMs: 10_000 },
+    );
     for (const release of withheld.splice(0)) release();
     expect(spawned).toBe(2);
   });

@@ -61,12 +61,18 @@ describe("the watchdog killed during its own action", () => {
     } finally {
       await daemon?.kill();
     }
-    const ledger = readFileSync(join(workDir, "state", "actions.jsonl"), "utf8").split("\n").filter(Boolean);
-    console.log(JSON.stringify({ lives: lives + 1, restartsAttempted: restarts(), ledgerLines: ledger.length }));
+    const ledger = readFileSync(join(workDir, "state", "actions.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean);
+    console.log(
+      JSON.stringify({ lives: lives + 1, restartsAttempted: restarts(), ledgerLines: ledger.length }),
+    );
     expect(restarts(), daemon?.output().slice(-2000)).toBeLessThanOrEqual(BUDGET);
     expect(lives).toBeLessThan(MAX_LIVES);
     // Each death left an intent without outcome: counted as a failed, interrupted action.
-    const interrupted = ledger.map((line) => JSON.parse(line) as { error?: string }).filter((e) => /interrupted/.test(e.error ?? ""));
+    const interrupted = ledger
+      .map((line) => JSON.parse(line) as { error?: string })
+      .filter((e) => /interrupted/.test(e.error ?? ""));
     expect(interrupted).toHaveLength(restarts());
   }, 120_000);
 });

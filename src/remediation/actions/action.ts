@@ -29,8 +29,6 @@ export interface ActionContext {
 /** Why a module will not act now, though nothing failed (the unit was stopped by its operator). */
 export interface Refusal {
   why: string;
-  /** Ask again after this long. */
-  retryAfterMs?: number;
 }
 
 /**

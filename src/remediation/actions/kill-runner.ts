@@ -12,8 +12,8 @@
  * stays alive in D state is stuck in the kernel (driver).
  */
 import { join, resolve } from "node:path";
-import { CLK_TCK, parseStat } from "../../collectors/procfs.js";
 import { PROC_READ_DEADLINE_MS, readProcFile, readProcLink } from "../../collectors/proc-read.js";
+import { CLK_TCK, parseStat } from "../../collectors/procfs.js";
 import type { ActionContext, ActionModule, ActionRun, KillFn, RemediationCommand } from "./action.js";
 
 export const KILL_CONFIRM_MS = 2000;
@@ -37,7 +37,10 @@ async function readProcess(procRoot: string, pid: number): Promise<ProcStat | un
   try {
     text = await readProcFile(join(procRoot, String(pid), "stat"));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT" || (error as NodeJS.ErrnoException).code === "ESRCH")
+    if (
+      (error as NodeJS.ErrnoException).code === "ENOENT" ||
+      (error as NodeJS.ErrnoException).code === "ESRCH"
+    )
       return undefined;
     throw error;
   }
@@ -70,7 +73,10 @@ export async function killRunner(
     };
   }
   if (command.startSeconds === undefined) {
-    return { ok: false, error: `refused: no start time was observed for pid ${pid}: cannot tell it from a reused pid` };
+    return {
+      ok: false,
+      error: `refused: no start time was observed for pid ${pid}: cannot tell it from a reused pid`,
+    };
   }
   let before: ProcStat | undefined;
   try {
@@ -100,7 +106,9 @@ export async function killRunner(
   const kill = options.kill ?? ((p: number, signal: NodeJS.Signals) => process.kill(p, signal));
   const stillThere = async () => {
     const now = await readProcess(options.procRoot, pid).catch(() => before);
-    return now !== undefined && now.state !== "Z" && sameStart(now.startSeconds, before.startSeconds) ? now : undefined;
+    return now !== undefined && now.state !== "Z" && sameStart(now.startSeconds, before.startSeconds)
+      ? now
+      : undefined;
   };
   try {
     kill(pid, "SIGKILL");
@@ -108,7 +116,10 @@ export async function killRunner(
     if ((error as NodeJS.ErrnoException).code !== "ESRCH")
       return { ok: false, error: `SIGKILL ${pid} failed: ${(error as Error).message}` };
     if (await stillThere()) {
-      return { ok: false, error: `SIGKILL ${pid}: no such process here, yet ${options.procRoot} still shows it` };
+      return {
+        ok: false,
+        error: `SIGKILL ${pid}: no such process here, yet ${options.procRoot} still shows it`,
+      };
     }
     return { ok: true, detail: `runner ${pid} exited just before SIGKILL` };
   }

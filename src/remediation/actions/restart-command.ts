@@ -6,9 +6,6 @@
 import { runTool, stuckTool } from "../../collectors/tool.js";
 import { type ActionContext, type ActionModule, type ActionRun, describeExec } from "./action.js";
 
-/** How long a refused restart waits before asking again whether the stuck run is gone. */
-const STUCK_RETRY_MS = 10_000;
-
 export async function restartCommand(
   argv: string[],
   options: { timeoutMs: number; env?: NodeJS.ProcessEnv },
@@ -30,7 +27,7 @@ export const restartCommandAction: ActionModule = {
   async preflight(_command, context) {
     const program = context.target.restart.command?.argv[0];
     const stuck = program === undefined ? undefined : stuckTool("restart command", program);
-    return stuck ? { why: stuck, retryAfterMs: STUCK_RETRY_MS } : undefined;
+    return stuck ? { why: stuck } : undefined;
   },
   run(_command, context: ActionContext) {
     const spec = context.target.restart.command;

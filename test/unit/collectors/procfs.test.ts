@@ -78,7 +78,10 @@ function writeProcess(
         "",
       ].join("\n"),
     );
-    writeFileSync(join(dir, "net", "tcp6"), "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n");
+    writeFileSync(
+      join(dir, "net", "tcp6"),
+      "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+    );
     if (!p.fdHidden) {
       mkdirSync(join(dir, "fd"), { recursive: true });
       symlinkSync("/dev/null", join(dir, "fd", "0"));
@@ -333,7 +336,12 @@ describe("process scan", () => {
   });
 
   // Another Ollama on the same host (not configured): its server on 11500, its runner a child of it.
-  const OTHER_SERVER: FakeProcess = { pid: 5100, comm: "ollama", listen: 11500, argv: ["/opt/other/ollama", "serve"] };
+  const OTHER_SERVER: FakeProcess = {
+    pid: 5100,
+    comm: "ollama",
+    listen: 11500,
+    argv: ["/opt/other/ollama", "serve"],
+  };
   const OTHER_RUNNER: FakeProcess = {
     pid: 5101,
     comm: "ollama",
@@ -347,20 +355,27 @@ describe("process scan", () => {
     expect(ours.unproven).toBeUndefined();
     expect(ours.server.map((p) => p.pid)).toEqual([1187]);
     expect(ours.runners.map((p) => p.pid)).toEqual([2302]);
-    const theirs = await new ProcessScanner().scan(root, { ...patterns, placement: { local: true, port: 11500 } });
+    const theirs = await new ProcessScanner().scan(root, {
+      ...patterns,
+      placement: { local: true, port: 11500 },
+    });
     expect(theirs.server.map((p) => p.pid)).toEqual([5100]);
     expect(theirs.runners.map((p) => p.pid)).toEqual([5101]);
   });
 
   it("nothing provably ours (no server listens on the port): unproven, and it says why", async () => {
-    for (const p of [{ ...SERVER, listen: undefined }, RUNNER_ENGINE, OTHER_SERVER, OTHER_RUNNER]) writeProcess(root, p);
+    for (const p of [{ ...SERVER, listen: undefined }, RUNNER_ENGINE, OTHER_SERVER, OTHER_RUNNER])
+      writeProcess(root, p);
     const view = await new ProcessScanner().scan(root, patterns);
     expect(view.unproven).toMatch(/none of the server candidates \(.*\) listens on port 11434/);
   });
 
   it("a remote target: unproven, never our processes", async () => {
     for (const p of everyone) writeProcess(root, p);
-    const view = await new ProcessScanner().scan(root, { ...patterns, placement: { local: false, host: "gpu-box" } });
+    const view = await new ProcessScanner().scan(root, {
+      ...patterns,
+      placement: { local: false, host: "gpu-box" },
+    });
     expect(view.unproven).toMatch(/gpu-box is not this host/);
   });
 

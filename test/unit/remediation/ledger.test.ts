@@ -107,7 +107,9 @@ describe("Ledger", () => {
     expect(readFileSync(join(stateDir, CORRUPT_FILE), "utf8")).toBe(`${bad.join("\n")}\n`);
     clock.advance(2 * HOUR);
     const later = open();
-    const inLastHour = later.budgetView("default", clock.monotonic()).filter((a) => a.mono > clock.monotonic() - HOUR);
+    const inLastHour = later
+      .budgetView("default", clock.monotonic())
+      .filter((a) => a.mono > clock.monotonic() - HOUR);
     expect(inLastHour).toHaveLength(0);
   });
 
@@ -149,7 +151,11 @@ describe("Ledger", () => {
     // While it runs, the detector counts it (pending); the ledger leaves it out to not count it twice.
     expect(ledger.budgetView("default", clock.monotonic())).toHaveLength(0);
     const lines = readFileSync(join(stateDir, LEDGER_FILE), "utf8").trim().split("\n");
-    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ intent: true, id: ticket.id, action: "restart" });
+    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({
+      intent: true,
+      id: ticket.id,
+      action: "restart",
+    });
     // The watchdog dies here. The next one counts the action and closes the intent.
     const reopened = open();
     expect(reopened.budgetView("default", clock.monotonic())).toEqual([
@@ -162,7 +168,12 @@ describe("Ledger", () => {
 
   it("an intent completed with its outcome counts once, across reopens", () => {
     const ledger = open();
-    const ticket = ledger.begin({ wall: clock.now(), target: "default", action: "kill-runner", reason: "frozen" });
+    const ticket = ledger.begin({
+      wall: clock.now(),
+      target: "default",
+      action: "kill-runner",
+      reason: "frozen",
+    });
     ledger.complete(ticket, { ...entry(clock.now()), durationMs: 12 });
     expect(ledger.budgetView("default", clock.monotonic())).toHaveLength(1);
     expect(open().budgetView("default", clock.monotonic())).toEqual([
@@ -184,9 +195,9 @@ describe("Ledger", () => {
     };
     const ledger = Ledger.open({ stateDir, clock, log, fs });
     expect(ledger.writeError).toMatch(/EROFS/);
-    expect(() => ledger.begin({ wall: clock.now(), target: "default", action: "restart", reason: "x" })).toThrow(
-      /no space/,
-    );
+    expect(() =>
+      ledger.begin({ wall: clock.now(), target: "default", action: "restart", reason: "x" }),
+    ).toThrow(/no space/);
     expect(ledger.writeError).toMatch(/ENOSPC/);
     expect(ledger.budgetView("default", clock.monotonic())).toHaveLength(0);
     failing = false;

@@ -163,10 +163,7 @@ describe("kill-runner against a real process", () => {
   it("refuses the real process when the start time does not match (pid reuse)", async () => {
     child = spawn("sleep", ["60"], { stdio: "ignore" });
     const pid = child.pid as number;
-    const run = await killRunner(
-      { pid, model: "sleepy", startSeconds: 1 },
-      { procRoot: "/proc" },
-    );
+    const run = await killRunner({ pid, model: "sleepy", startSeconds: 1 }, { procRoot: "/proc" });
     expect(run.error).toMatch(/was reused/);
     expect(child.exitCode).toBeNull();
     expect(child.signalCode).toBeNull();
