@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
+import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
 import { type Config, configSchema } from "./schema.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/ollama-watchdog/config.yaml";
@@ -15,20 +15,51 @@ export class ConfigError extends Error {
   }
 }
 
-function describe(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String).join(".") || "(root)";
-  if (issue.code === "unrecognized_keys") {
-    const where = issue.path.length ? `${path}.` : "";
-    return issue.keys.map((k) => `${where}${k}: unknown key`).join("\n");
+type Issue = v.BaseIssue<unknown>;
+type Introspected = {
+  type: string;
+  entries?: Record<string, Introspected>;
+  wrapped?: Introspected;
+  item?: Introspected;
+};
+
+function pathOf(issue: Issue): string {
+  return issue.path?.map((item) => String(item.key)).join(".") || "(root)";
+}
+
+function isUnknownKey(issue: Issue): boolean {
+  return issue.type === "strict_object" && issue.expected === "never";
+}
+
+/** Every unknown key in the document (valibot stops at the first one of each object). */
+function unknownKeys(schema: Introspected, value: unknown, path: string[]): string[] {
+  if (value === null || typeof value !== "object") return [];
+  if (schema.wrapped) return unknownKeys(schema.wrapped, value, path);
+  if (schema.type === "array" && schema.item && Array.isArray(value)) {
+    const item = schema.item;
+    return value.flatMap((element, index) => unknownKeys(item, element, [...path, String(index)]));
   }
-  return `${path}: ${issue.message}`;
+  if (schema.type !== "strict_object" || !schema.entries || Array.isArray(value)) return [];
+  const entries = schema.entries;
+  return Object.entries(value).flatMap(([key, child]) => {
+    const entry = entries[key];
+    if (!entry) return [`${[...path, key].join(".")}: unknown key`];
+    return unknownKeys(entry, child, [...path, key]);
+  });
+}
+
+function describe(issue: Issue): string {
+  const reason = issue.message.replace(/^Invalid \w+: /, "");
+  return `${pathOf(issue)}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
 }
 
 /** Validates an already-parsed document. Throws ConfigError naming each key path and reason. */
 export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = process.env): Config {
-  const result = configSchema(env).safeParse(document ?? {});
-  if (result.success) return result.data;
-  const problems = result.error.issues.flatMap((issue) => describe(issue).split("\n"));
+  const schema = configSchema(env);
+  const result = v.safeParse(schema, document ?? {});
+  if (result.success) return result.output;
+  const problems = result.issues.filter((issue) => !isUnknownKey(issue)).map(describe);
+  problems.push(...unknownKeys(schema as unknown as Introspected, document, []));
   throw new ConfigError(problems.join("\n"), problems);
 }
 

@@ -67,7 +67,7 @@ export function downTargetConfig(options: {
     "  - name: local",
     "    url: http://127.0.0.1:9",
     `    restart: { command: { argv: ${JSON.stringify(options.restartArgv)}, timeout: 5s } }`,
-    "detection: { apiTimeout: 200ms, downAfter: 1, startupGrace: 100ms }",
+    "detection: { apiTimeout: 200ms, downAfter: 1, startupGrace: 100ms, canary: { timeout: 500ms } }",
     "gpu: { backend: none }",
     ...(options.extra ?? []),
   ].join("\n");

@@ -59,7 +59,7 @@ describe("an unwritable state dir", () => {
             restart: { command: { argv: restart.argv, timeout: "5s" } },
           },
         ],
-        detection: { apiTimeout: "200ms", downAfter: 1, startupGrace: "100ms" },
+        detection: { apiTimeout: "200ms", downAfter: 1, startupGrace: "100ms", canary: { timeout: "500ms" } },
         remediation: { cooldown: "300ms", verifyWithin: "1s", budget: { max: 3, window: "1h" } },
         gpu: { backend: "none" },
       },

@@ -71,7 +71,12 @@ describe("a unit stopped by its operator", () => {
               journalUnit: null,
             },
           ],
-          detection: { apiTimeout: "200ms", downAfter: 1, startupGrace: "100ms" },
+          detection: {
+            apiTimeout: "200ms",
+            downAfter: 1,
+            startupGrace: "100ms",
+            canary: { timeout: "500ms" },
+          },
           remediation: { cooldown: "100ms", verifyWithin: "1s", budget: { max: 3, window: "1h" } },
           gpu: { backend: "none" },
         },
