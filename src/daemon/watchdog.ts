@@ -8,7 +8,6 @@ import type { SpawnFn } from "../core/exec.js";
 import type { FetchFn } from "../core/http.js";
 import { createLogger, type Logger } from "../core/log.js";
 import type {
-  ActionOutcome,
   CanaryResult,
   Command,
   GpuSample,
