@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { notifySchema } from "../notify/schema.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { isUnitName, UNIT_NAME_RULE } from "./names.js";
 
@@ -296,6 +297,7 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
       }),
       {},
     ),
+    notify: v.optional(notifySchema(duration), {}),
     /** Peer watchdogs shown by `status` and the live page's fleet panel (docs/fleet.md). */
     fleet: v.optional(
       v.pipe(

@@ -81,6 +81,7 @@ export class Watchdog {
   private tickInProgress: Promise<void> | undefined;
   private stopping = false;
   private server: HttpServer | undefined;
+  private notifications: { stop(deadlineMs: number): Promise<void> } | undefined;
   private hostInFlight: Promise<void> | undefined;
   private latestHost: { result: HostObservation; mono: number } | undefined;
 
@@ -150,6 +151,17 @@ export class Watchdog {
     });
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
+    if (options.config.notify.receivers.length) {
+      // loaded only where a receiver is configured
+      const { Notifications } = await import("../notify/notifications.js");
+      watchdog.notifications = new Notifications({
+        config: options.config.notify,
+        listenUrl: watchdog.url,
+        clock,
+        log,
+        registry: watchdog.telemetry.registry,
+      }).attach(watchdog.incidents, watchdog.events);
+    }
     watchdog.notifier.ready(`listening on ${watchdog.url}`);
     watchdog.log.info(
       { url: watchdog.url, targets: options.config.targets.map((t) => t.name), version: VERSION },
@@ -406,6 +418,7 @@ export class Watchdog {
       Promise.allSettled(pending),
       new Promise((resolve) => setTimeout(resolve, 5000).unref()),
     ]);
+    await this.notifications?.stop(5000);
     await this.server?.close();
     this.log.info("watchdog stopped");
   }

@@ -510,11 +510,12 @@ export interface DashboardQuery {
 /**
  * Every PromQL query of the dashboard (panels, rows' panels, annotations, query variables) with
  * Grafana's variables substituted the way Grafana would for the given values:
- * `$target`/`$instance` → `values.target`/`values.instance` (default `.*`), `$__rate_interval` → 1m,
+ * `$target`/`$instance` → `values.target`/`values.instance` (default `.+`, the dashboard's "All"),
+ * `$job` → `values.job` (default the watchdog's job), `$__rate_interval` → 1m,
  * `$__interval` → 15s, `$__range` → 1h. `label_values(m, l)` becomes `group by (l) (m)`.
  */
 export function dashboardQueries(
-  values: { target?: string; instance?: string } = {},
+  values: { target?: string; instance?: string; job?: string } = {},
   file = DASHBOARD_FILE,
 ): DashboardQuery[] {
   interface Panel {
@@ -528,8 +529,9 @@ export function dashboardQueries(
     templating: { list: { name: string; type: string; query?: string | { query: string } }[] };
   };
   const vars: Record<string, string> = {
-    target: values.target ?? ".*",
-    instance: values.instance ?? ".*",
+    job: values.job ?? WATCHDOG_JOB,
+    target: values.target ?? ".+",
+    instance: values.instance ?? ".+",
     __rate_interval: "1m",
     __interval: "15s",
     __range: "1h",

@@ -417,6 +417,15 @@ export const PAGE_JS = String.raw`"use strict";
     document.getElementById("report-panel").hidden = true;
   });
 
+  // A link in a notification opens one incident's report: /#incident=<id>
+  function openFromHash() {
+    var match = /^#incident=(.+)$/.exec(window.location.hash);
+    if (!match) return;
+    try { openReport(decodeURIComponent(match[1])); } catch (error) { console.warn("bad incident link", error.message); }
+  }
+  window.addEventListener("hashchange", openFromHash);
+
   connect();
+  openFromHash();
 })();
 `;
