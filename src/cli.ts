@@ -39,6 +39,7 @@ export function buildProgram(): Command {
     .command("run")
     .description("run the watchdog daemon (JSON logs on stdout; SIGTERM/SIGINT stop it)")
     .addOption(configOption())
+    .option("--web.config.file <file>", "TLS and basic auth for the HTTP endpoints (overrides webConfig:)")
     .action((opts) => exitWith(async () => (await import("./cli/run.js")).runCommand(opts)));
 
   program

@@ -19,6 +19,8 @@ import type {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { decide, initialMemory, type TargetMemory } from "../detector/decide.js";
+import { peersFromConfig } from "../fleet/fleet.js";
+import { FleetPoller } from "../fleet/poller.js";
 import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
@@ -28,6 +30,7 @@ import { createExecutor } from "../remediation/executor.js";
 import { Ledger, type LedgerFs } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
+import { exposureWarning, loadWebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -69,6 +72,7 @@ export class Watchdog {
   readonly telemetry: Telemetry;
   readonly incidents: IncidentRecorder;
   readonly history = new History();
+  private readonly fleet: FleetPoller;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly notifier: Notifier;
@@ -136,6 +140,10 @@ export class Watchdog {
       },
     }));
     this.telemetry = new Telemetry({ getSnapshot: () => this.snapshot() });
+    this.fleet = new FleetPoller(peersFromConfig(config.fleet), {
+      everyMs: Math.max(config.interval, 5000),
+      timeoutMs: 3000,
+    });
   }
 
   /** Opens the ledger, binds the listener, starts ticking. */
@@ -168,6 +176,7 @@ export class Watchdog {
       "watchdog started",
     );
     watchdog.schedule(0);
+    watchdog.fleet.start();
     return watchdog;
   }
 
@@ -183,12 +192,21 @@ export class Watchdog {
         healthy: () => this.loopHealthy(),
       }),
       ...pageRoutes({
+        fleet: () => this.fleet.view(),
         snapshot: () => this.snapshot(),
         incidents: this.incidents,
         history: this.history,
       }),
     ];
-    this.server = await startHttpServer(this.config.listen, routes, this.log.child({ component: "http" }));
+    const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
+    const exposed = exposureWarning(this.config.listen, web);
+    if (exposed) this.log.warn({ listen: this.config.listen }, exposed);
+    this.server = await startHttpServer(
+      this.config.listen,
+      routes,
+      this.log.child({ component: "http" }),
+      web,
+    );
   }
 
   /**
@@ -411,6 +429,7 @@ export class Watchdog {
     this.stopping = true;
     this.notifier.stopping();
     clearTimeout(this.timer);
+    this.fleet.stop();
     await this.tickInProgress;
     for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
     const pending = this.targets.flatMap((t) => [...t.pending, ...t.acting.work()]);

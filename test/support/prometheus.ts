@@ -193,6 +193,8 @@ export interface ScrapeJob {
   /** host:port */
   targets: string[];
   metricsPath?: string;
+  /** More of the job's scrape config (scheme, basic_auth, tls_config, file_sd_configs, …). */
+  extra?: Record<string, unknown>;
 }
 
 export interface PrometheusOptions {
@@ -260,7 +262,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     scrape_configs: options.jobs.map((j) => ({
       job_name: j.job,
       metrics_path: j.metricsPath ?? "/metrics",
-      static_configs: [{ targets: j.targets }],
+      ...(j.targets.length ? { static_configs: [{ targets: j.targets }] } : {}),
+      ...j.extra,
     })),
   };
   const daemon = await startListening(
