@@ -1,16 +1,18 @@
 /**
  * A user-supplied restart program: argv without a shell, under its deadline; exit 0 = success.
  * Its process group is killed at the deadline; while a previous run is still stuck (D state),
- * no second one starts (preflight says so: not executed, not counted).
+ * no second one starts (preflight says so: not executed, not counted). Only the program is ever
+ * shown (its arguments may carry a secret).
  */
 import { runTool, stuckTool } from "../../collectors/tool.js";
+import { shownCommand } from "../../core/redact.js";
 import { type ActionContext, type ActionModule, type ActionRun, describeExec } from "./action.js";
 
 export async function restartCommand(
   argv: string[],
   options: { timeoutMs: number; env?: NodeJS.ProcessEnv },
 ): Promise<ActionRun> {
-  const shown = argv.join(" ");
+  const shown = shownCommand(argv);
   const stuck = stuckTool("restart command", argv[0] ?? "");
   if (stuck) return { ok: false, error: `${shown}: ${stuck}` };
   const execOptions: Parameters<typeof runTool>[1] = { timeoutMs: options.timeoutMs };
