@@ -89,20 +89,24 @@ describe("a unit stopped by its operator", () => {
           () => /stopped by its operator — not restarting/.test(watchdog.snapshot().targets[0]?.reason ?? ""),
           {
             what: "the reason to say the operator stopped it",
+            timeoutMs: 20_000,
           },
         );
         const ticks = watchdog.snapshot().ticks;
-        await waitFor(() => watchdog.snapshot().ticks >= ticks + 15, { what: "15 more ticks" });
+        await waitFor(() => watchdog.snapshot().ticks >= ticks + 15, {
+          what: "15 more ticks",
+          timeoutMs: 20_000,
+        });
         console.log(JSON.stringify({ restartsOfAStoppedUnitIn15Ticks: restarted() }));
         expect(restarted()).toBe(0);
         expect(watchdog.snapshot().targets[0]?.state).toBe("down");
         expect(watchdog.snapshot().targets[0]?.budget.remaining).toBe(3);
         // It crashes (or fails to start): now it is the watchdog's to restart.
         writeFileSync(unitState, "ActiveState=failed\nSubState=failed\nResult=exit-code\n");
-        await waitFor(() => restarted() >= 1, { what: "the restart of the failed unit" });
+        await waitFor(() => restarted() >= 1, { what: "the restart of the failed unit", timeoutMs: 20_000 });
       } finally {
         await watchdog.stop();
       }
-    }, 30_000);
+    }, 60_000);
   });
 });
