@@ -353,10 +353,9 @@ export class Watchdog {
       const work = runCanary({
         url: runtime.config.url,
         model: command.model,
-        numCtx: command.numCtx,
-        keepAlive: command.keepAlive,
+        probe: command.probe,
         prompt: this.config.detection.canary.prompt,
-        timeoutMs: this.config.detection.canary.timeout,
+        timeoutMs: command.timeoutMs ?? this.config.detection.canary.timeout,
         fetch: this.options.fetch ?? fetch,
         clock: this.clock,
         signal: abort.signal,

@@ -20,7 +20,7 @@ import {
 import { VERSION } from "../core/version.js";
 import { type Route, sendText } from "../server/route.js";
 
-export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error"];
+export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error", "empty", "degenerate"];
 
 /** Time-to-first-token buckets (seconds): a warm small model answers in ms, a cold load in tens of s. */
 export const CANARY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
@@ -230,7 +230,7 @@ export class Telemetry {
     });
     this.canaries = new Counter({
       name: "ollama_canary_total",
-      help: "Finished canary generations by outcome (ok, timeout, error).",
+      help: "Finished canary generations by outcome (ok, timeout, error, empty, degenerate).",
       labelNames: ["target", "outcome"],
       registers,
       collect: init,
