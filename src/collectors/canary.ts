@@ -190,9 +190,7 @@ export async function runCanary(request: CanaryRequest): Promise<CanaryResult> {
       const verdict = done ? answer.end() : answer.feed(value);
       if (verdict) {
         if (!done) void reader.cancel().catch(() => {});
-        return result(
-          verdict.outcome === "error" ? { ...verdict, status: response.status } : verdict,
-        );
+        return result(verdict.outcome === "error" ? { ...verdict, status: response.status } : verdict);
       }
     }
   } catch (error) {

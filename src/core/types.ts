@@ -216,6 +216,8 @@ export interface TargetSnapshot {
   observation?: Observation;
   lastCanary?: CanaryResult;
   lastIncident?: IncidentSummary;
+  /** Models whose periodic canaries stopped because a canary reloaded them, and why. */
+  canaryDisabled?: { model: string; reason: string }[];
 }
 
 export interface Snapshot {

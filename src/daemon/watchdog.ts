@@ -334,7 +334,13 @@ export class Watchdog {
       observation,
       ...(lastCanary ? { lastCanary } : {}),
       ...(previous.lastIncident ? { lastIncident: previous.lastIncident } : {}),
+      ...(verdict.canaryDisabled?.length ? { canaryDisabled: verdict.canaryDisabled } : {}),
     };
+    for (const d of verdict.canaryDisabled ?? []) {
+      if (!previous.canaryDisabled?.some((p) => p.model === d.model)) {
+        log.warn({ model: d.model, reason: d.reason }, `periodic canaries on ${d.model} stopped`);
+      }
+    }
   }
 
   private track(runtime: TargetRuntime, work: Promise<unknown>): void {

@@ -77,7 +77,9 @@ export function detectSuspicions(t: Tick): Record<string, string[]> {
       own.push(`${mm.name} expired ${formatMs(ago)} ago but is still listed (stuck "Stopping…"?)`);
     }
     if (mm.episode && mm.lastOutcome !== undefined && FAILED.has(mm.lastOutcome))
-      own.push(`the last canary on ${mm.name} ${mm.lastOutcome === "timeout" ? "timed out" : `answered badly (${mm.lastOutcome})`}`);
+      own.push(
+        `the last canary on ${mm.name} ${mm.lastOutcome === "timeout" ? "timed out" : `answered badly (${mm.lastOutcome})`}`,
+      );
     if (own.length) mm.suspicionSinceMono ??= t.now;
     else mm.suspicionSinceMono = undefined;
     result[mm.name] = own;

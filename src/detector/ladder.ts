@@ -142,7 +142,7 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
 }
 
 function verifiedSince(t: Tick, r: RemediationMemory, sinceMono: number): string | undefined {
-  const { obs, config } = t;
+  const { obs } = t;
   if (r.scope === "model") {
     const ok = obs.canaryResults.find(
       (c) => c.model === r.model && c.outcome === "ok" && c.startedMono >= sinceMono,

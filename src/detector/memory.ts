@@ -1,5 +1,11 @@
 /** What the detector remembers about one target between ticks: plain data, cloned each tick. */
-import type { ActionOutcome, CanaryOutcome, CanaryProbe, RemediationKind, WatchdogState } from "../core/types.js";
+import type {
+  ActionOutcome,
+  CanaryOutcome,
+  CanaryProbe,
+  RemediationKind,
+  WatchdogState,
+} from "../core/types.js";
 import type { Scope } from "../remediation/policy.js";
 import type { RunnerIdentity } from "./runners.js";
 

@@ -69,8 +69,10 @@ export function detectProgress(
     m.ownAnswerEndMono = Math.max(m.ownAnswerEndMono ?? end, end);
   }
   const modelOf = new Map<number, string>();
-  for (const mm of Object.values(m.models)) if (mm.runnerPid !== undefined) modelOf.set(mm.runnerPid, mm.name);
-  const told = obs.processes !== undefined && Object.values(m.models).every((mm) => mm.runnerPid !== undefined);
+  for (const mm of Object.values(m.models))
+    if (mm.runnerPid !== undefined) modelOf.set(mm.runnerPid, mm.name);
+  const told =
+    obs.processes !== undefined && Object.values(m.models).every((mm) => mm.runnerPid !== undefined);
   const computing = rates.filter((r) => (r.cores ?? 0) >= CPU_PROGRESS_CORES);
   const cores = (r: RunnerRate) => `runner ${r.runner.pid} computing at ${(r.cores ?? 0).toFixed(1)} cores`;
   // nvidia-smi's utilization covers the last 1/6 s to 1 s: a busy reading right after one of our

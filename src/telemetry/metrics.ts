@@ -180,6 +180,17 @@ export class Telemetry {
       },
     );
     gauge(
+      "ollama_watchdog_canary_disabled",
+      "1 for a model whose periodic canaries stopped because one of our canaries reloaded it (reason=reload).",
+      ["target", "model", "reason"],
+      (set, s) => {
+        for (const t of s.targets) {
+          for (const d of t.canaryDisabled ?? [])
+            set({ target: t.name, model: d.model, reason: "reload" }, 1);
+        }
+      },
+    );
+    gauge(
       "ollama_watchdog_collector_success",
       "Whether a collector succeeded in the latest tick (0/1); absent where it does not apply.",
       ["target", "collector"],

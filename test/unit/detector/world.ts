@@ -280,7 +280,10 @@ export class World {
     // under the request's context: a canary given up before the load ends cancels it.
     if ((!existing || !this.runners.some((r) => r.pid === existing.runnerPid)) && this.apiUp) {
       loadMs = this.reloadMs[command.model] ?? 0;
-      const reloaded = this.load(command.model, existing ? { ...existing, expiresAt: existing.expiresAt } : {});
+      const reloaded = this.load(
+        command.model,
+        existing ? { ...existing, expiresAt: existing.expiresAt } : {},
+      );
       if (loadMs > 0) {
         reloaded.loadingKeepAliveMs = reloaded.sessionMs ?? 5 * 60_000;
         if (loadMs >= timeout) {
@@ -310,7 +313,12 @@ export class World {
         ttftMs: loadMs + fate.ttftMs,
         durationMs: loadMs + fate.ttftMs + 10,
       };
-      this.pendingCanaries.push({ ...base, finishMono: startedMono + loadMs + fate.ttftMs + 10, result, ...extra });
+      this.pendingCanaries.push({
+        ...base,
+        finishMono: startedMono + loadMs + fate.ttftMs + 10,
+        result,
+        ...extra,
+      });
     } else if (fate.kind === "hang") {
       const result: CanaryResult = { ...base, outcome: "timeout", durationMs: timeout };
       this.pendingCanaries.push({ ...base, finishMono: startedMono + timeout, result, ...extra });
