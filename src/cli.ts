@@ -46,7 +46,11 @@ export function buildProgram(): Command {
     .description("one-glance report of Ollama and the watchdog")
     .addOption(configOption())
     .option("--json", "machine-readable output")
-    .option("--url <url>", "Ollama URL (default: the first target of the config)")
+    .option(
+      "--url <url>",
+      "Ollama URL (default: the first target of the config); given twice or more: the watchdogs of a fleet, one line each",
+      (url: string, previous: string[] = []) => [...previous, url],
+    )
     .action((opts) => exitWith(async () => (await import("./cli/status.js")).statusCommand(opts)));
 
   program

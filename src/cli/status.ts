@@ -1,20 +1,38 @@
 import { loadConfig } from "../config/load.js";
-import { formatStatus, gatherStatus } from "../install/status-report.js";
+import { fetchFleet, formatFleet, peerName, rowHealthy } from "../fleet/fleet.js";
+import { formatStatus, gatherStatus, statusHealthy } from "../install/status-report.js";
 import { defaultExec } from "../install/system.js";
 
+/** How long `status` waits for each peer watchdog. */
+const PEER_TIMEOUT_MS = 3000;
+
 /**
- * `status`: Ollama and the watchdog at one glance (src/install/status-report.ts). Works without a
- * running watchdog (says so). Exit 0 when Ollama answers, 1 when it does not.
+ * `status`: Ollama and the watchdog at one glance (src/install/status-report.ts), or with several
+ * `--url`s (or `fleet:` in the config) one line per watchdog of the fleet (src/fleet/fleet.ts).
+ * Exit 0 only when everything is healthy: Ollama answers, the watchdog runs, every target is
+ * healthy (or starting); otherwise 1.
  */
 export async function statusCommand(opts: {
   config?: string;
   json?: boolean;
-  url?: string;
+  url?: string[];
 }): Promise<number> {
   const config = loadConfig(opts.config);
-  const report = await gatherStatus(config, { exec: defaultExec, ...(opts.url ? { url: opts.url } : {}) });
+  const urls = opts.url ?? [];
+  if (urls.length > 1 || (urls.length === 0 && config.fleet.length > 0)) {
+    const peers = urls.length
+      ? urls.map((url) => ({ name: peerName(url), url }))
+      : config.fleet.map((peer) => ({ name: peer.name ?? peerName(peer.url), url: peer.url }));
+    const rows = await fetchFleet(peers, { timeoutMs: PEER_TIMEOUT_MS });
+    process.stdout.write(
+      opts.json ? `${JSON.stringify({ hosts: rows }, null, 2)}\n` : `${formatFleet(rows, Date.now())}\n`,
+    );
+    return rows.every(rowHealthy) ? 0 : 1;
+  }
+  const url = urls[0];
+  const report = await gatherStatus(config, { exec: defaultExec, ...(url ? { url } : {}) });
   process.stdout.write(
     opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report, Date.now())}\n`,
   );
-  return report.ollama.up ? 0 : 1;
+  return statusHealthy(report) ? 0 : 1;
 }

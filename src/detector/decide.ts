@@ -24,6 +24,7 @@
  */
 import type { Config, TargetConfig } from "../config/schema.js";
 import type { Observation, Verdict } from "../core/types.js";
+import { outOfRotationSince } from "../remediation/drain.js";
 import { type BudgetView, budgetStatus } from "../remediation/policy.js";
 import { detectSuspicions, scheduleCanaries } from "./canaries.js";
 import { judge } from "./judge.js";
@@ -90,6 +91,7 @@ export function decide(
   const judgement = judge(t);
   scheduleCanaries(t, judgement.state);
   m.state = judgement.state;
+  m.outOfRotationSinceMono = outOfRotationSince(m.outOfRotationSinceMono, judgement.state, nowMono);
   const status = budgetStatus(budget, pendingMonos(m), nowMono, config.remediation);
   return {
     memory: m,

@@ -16,6 +16,7 @@
  *   shows what the live watchdog would do, including climbing and running out of budget.
  */
 import type { Command, Observation, ProcessSample, WatchdogState } from "../core/types.js";
+import { drainGate } from "../remediation/drain.js";
 import {
   actionGate,
   type BudgetStatus,
@@ -114,6 +115,11 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     }
     const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
     if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
+    const drain =
+      kind === "restart"
+        ? drainGate(m.outOfRotationSinceMono, now, config.remediation.drainFor)
+        : ({ open: true } as const);
+    if (!drain.open) return { state, reason: `${lead}; ${drain.text}`, frozenForMs };
     const dryRun = config.remediation.dryRun ? " (dry run)" : "";
     if (kind === "kill-runner" && runner && r.model) {
       const command: Command = {

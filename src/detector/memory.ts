@@ -133,6 +133,8 @@ export interface TargetMemory {
   canaryDisabled: Record<string, { reason: string; sinceMono: number }>;
   /** Runners serving no listed model (0.30+ lists a loading model only once loaded), by pid. */
   unlistedRunners: Record<string, { sinceMono: number; modelPath: string }>;
+  /** Since when `/targets/<name>/health` answers 503 (the drain before a restart counts from it). */
+  outOfRotationSinceMono: number | undefined;
   state: WatchdogState;
 }
 
@@ -157,6 +159,7 @@ export function initialMemory(startMono: number): TargetMemory {
     pendingAction: undefined,
     canaryDisabled: {},
     unlistedRunners: {},
+    outOfRotationSinceMono: undefined,
     state: "starting",
   };
 }

@@ -1,7 +1,9 @@
 import { nvidiaSmiArgv, parseNvidiaSmiCsv } from "../collectors/gpu-nvidia.js";
 import type { Config } from "../config/schema.js";
 import { type FetchFn, fetchJson } from "../core/http.js";
-import type { GpuSample, IncidentSummary } from "../core/types.js";
+import type { GpuSample, IncidentSummary, WatchdogState } from "../core/types.js";
+import { ago } from "../fleet/fleet.js";
+import { inRotation } from "../remediation/drain.js";
 import { UNIT_NAME } from "./layout.js";
 import { type Exec, listenUrl, showUnit, succeeded } from "./system.js";
 
@@ -171,11 +173,11 @@ export function formatStatus(report: StatusReport, now: number): string {
   return lines.join("\n");
 }
 
-function ago(wall: number, now: number): string {
-  if (!Number.isFinite(wall)) return "?";
-  const seconds = Math.max(0, Math.round((now - wall) / 1000));
-  if (seconds < 120) return `${seconds}s ago`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
-  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`;
-  return `${Math.round(seconds / 86_400)}d ago`;
+/** Healthy at one glance: Ollama answers, the watchdog runs, and every target is healthy (or starting). */
+export function statusHealthy(report: StatusReport): boolean {
+  return (
+    report.ollama.up &&
+    report.watchdog.running &&
+    report.watchdog.targets.every((target) => inRotation(target.state as WatchdogState))
+  );
 }

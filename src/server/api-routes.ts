@@ -1,4 +1,5 @@
 import type { Snapshot, TargetSnapshot } from "../core/types.js";
+import { inRotation } from "../remediation/drain.js";
 import { type Route, sendJson } from "./route.js";
 
 /** The /api/status body (DESIGN.md §7, contract). */
@@ -37,8 +38,6 @@ export function statusBody(snapshot: Snapshot) {
   };
 }
 
-const HEALTHY_FOR_PROBES = new Set(["healthy", "starting"]);
-
 export function apiRoutes(deps: {
   snapshot: () => Snapshot;
   healthy: () => { ok: boolean; lastTickWall?: number; ticks: number };
@@ -71,7 +70,7 @@ export function apiRoutes(deps: {
           sendJson(res, 404, { error: `no target named ${name}` });
           return;
         }
-        sendJson(res, HEALTHY_FOR_PROBES.has(target.state) ? 200 : 503, {
+        sendJson(res, inRotation(target.state) ? 200 : 503, {
           name: target.name,
           state: target.state,
           since: new Date(target.sinceWall).toISOString(),

@@ -39,6 +39,7 @@ describe("config", () => {
       cooldown: 60_000,
       budget: { max: 3, window: 3_600_000 },
       verifyWithin: 120_000,
+      drainFor: 0,
       dryRun: false,
     });
     expect(config.gpu).toEqual({
@@ -71,7 +72,7 @@ describe("config", () => {
     ],
     ["interval: [\n", "invalid YAML"],
     ["5\n", "(root): expected Object but received 5"],
-    ["interval: 15\n", "interval: expected string but received 15"],
+    ["interval: 15\n", 'interval: expected a duration like "60s", got 15'],
   ])("rejects %j naming the key and the reason", (text, expected) => {
     expect(problemsOf(text).join("\n")).toContain(expected);
   });
@@ -79,7 +80,7 @@ describe("config", () => {
   it("names every unknown key, not only the first of each object", () => {
     expect(
       problemsOf(
-        "foo: 1\nbar: 2\ntargets:\n  - {name: a, url: 'http://x:1', zz: 1, restart: {systemd: {unit: u, q: 1}}}\n",
+        "foo: 1\nbar: 2\ntargets:\n  - {name: a, url: 'http://x:1', zz: 1, restart: {systemd: {unit: u.service, q: 1}}}\n",
       ),
     ).toEqual([
       "foo: unknown key",
@@ -87,6 +88,112 @@ describe("config", () => {
       "targets.0.zz: unknown key",
       "targets.0.restart.systemd.q: unknown key",
     ]);
+  });
+
+  // Issue #11 M3: each of these passed `config check` before and then misbehaved at run time
+  // (timers overflowing to 1 ms, a budget without a window, a crash on listen).
+  it.each([
+    ["interval: 30d\n", "interval: must be between 100ms and 1h"],
+    ["detection: {canary: {timeout: 30d}}\n", "detection.canary.timeout: must be between 100ms and 1h"],
+    ["remediation: {budget: {window: 30d}}\n", "remediation.budget.window: must be between 1s and 24.8d"],
+    ["remediation: {budget: {window: 0s}}\n", "remediation.budget.window: must be between 1s and 24.8d"],
+    [
+      "remediation: {cooldown: 2h, budget: {window: 1h}}\n",
+      "remediation.budget.window: must be at least remediation.cooldown (2h)",
+    ],
+    [
+      "detection: {freezeAfter: 20s}\n",
+      "detection.canary.timeout: must be shorter than detection.freezeAfter (20s)",
+    ],
+    [
+      "remediation: {verifyWithin: 30s}\n",
+      "remediation.verifyWithin: must be longer than detection.canary.timeout (30s)",
+    ],
+    [
+      "interval: 1s\ndetection: {apiTimeout: 1m}\n",
+      "detection.apiTimeout: must be at most 6.5s with interval 1s",
+    ],
+    ["interval: 0ms\n", "interval: must be between 100ms and 1h"],
+    ["interval: 99999999999999999999999h\n", "interval: must be between 100ms and 1h"],
+    ["detection: {downAfter: 0}\n", "detection.downAfter: expected a whole number from 1 to 100"],
+    ["detection: {gpuBusyAbove: .nan}\n", "detection.gpuBusyAbove: expected number but received NaN"],
+    ["detection: {gpuBusyAbove: 1.5}\n", "detection.gpuBusyAbove: expected a number from 0 to 1"],
+    ["remediation: {budget: {max: -1}}\n", "remediation.budget.max: expected a whole number from 0 to 1000"],
+    ["remediation: {ladder: [restart, restart]}\n", "remediation.ladder: each step at most once"],
+    ["listen: 127.0.0.1:99999\n", "listen: port must be from 1 to 65535"],
+    ["listen: ':80'\n", 'listen: expected "host:port"'],
+    ["targets: [{name: a, url: 'http://x:0'}]\n", "targets.0.url: port must be from 1 to 65535"],
+    ["targets: [{name: a, url: 'http://x:70000'}]\n", "targets.0.url: expected a URL"],
+    ["targets: [{name: a, url: 'ftp://x:1'}]\n", "targets.0.url: expected http:// or https://"],
+    ["targets: [{name: a, url: 'http://u:secret@x:1'}]\n", "targets.0.url: must not contain credentials"],
+    ["targets: [{name: '..', url: 'http://x:1'}]\n", "targets.0.name: '.' and '..' are not names"],
+    [
+      "targets: [{name: a, url: 'http://x:1', processes: {runner: ''}}]\n",
+      "targets.0.processes.runner: matches every process",
+    ],
+    [
+      "targets: [{name: a, url: 'http://x:1', processes: {server: '.*'}}]\n",
+      "targets.0.processes.server: matches every process",
+    ],
+    [
+      "targets: [{name: a, url: 'http://x:1', processes: {server: '('}}]\n",
+      "targets.0.processes.server: not a valid regular expression",
+    ],
+    [
+      "targets: [{name: a, url: 'http://x:1', restart: {docker: {container: 'a/b'}}}]\n",
+      "targets.0.restart.docker.container:",
+    ],
+    [
+      "targets: [{name: a, url: 'http://x:1', restart: {docker: {container: c, socket: rel.sock}}}]\n",
+      "targets.0.restart.docker.socket: expected an absolute path",
+    ],
+    [
+      "targets: [{name: a, url: 'http://x:1', restart: {command: {argv: [\"a\\0b\"]}}}]\n",
+      "targets.0.restart.command.argv.0: must not contain a NUL",
+    ],
+  ])("rejects %j (M3 bounds and relations)", (text, expected) => {
+    expect(problemsOf(text).join("\n")).toContain(expected);
+  });
+
+  // Issue #11 M8: a unit name is rendered into the polkit rule and the unit file (root-owned).
+  it.each([
+    'ollama.service"]; polkit.addRule(function () { return polkit.Result.YES; }); var x = ["',
+    "ollama.service\nExecStartPre=/bin/sh -c id",
+    "ollama service",
+    "",
+    `${"a".repeat(250)}.service`,
+  ])("rejects the unit name %j", (unit) => {
+    const problems = (() => {
+      try {
+        parseConfig(
+          { targets: [{ name: "a", url: "http://x:1", restart: { systemd: { unit } }, journalUnit: unit }] },
+          {},
+        );
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    })();
+    expect(problems).toEqual([
+      expect.stringMatching(/^targets\.0\.restart\.systemd\.unit: expected a systemd unit name/),
+      expect.stringMatching(/^targets\.0\.journalUnit: expected a systemd unit name/),
+    ]);
+  });
+
+  it("accepts the boundary values themselves", () => {
+    const config = parseConfigText(
+      [
+        "interval: 100ms",
+        "listen: '[::1]:65535'",
+        "detection: {apiTimeout: 100ms, freezeAfter: 200ms, canary: {every: 100ms, timeout: 199ms}, startupGrace: 0s, loadGrace: 0s, downAfter: 100, gpuBusyAbove: 1}",
+        "remediation: {cooldown: 0s, verifyWithin: 1s, budget: {max: 0, window: 24.8d}}",
+        "targets: [{name: a, url: 'https://x:1/ollama/', journalUnit: 'ollama@gpu\\x2d0.service'}]",
+      ].join("\n"),
+      {},
+    );
+    expect(config.interval).toBe(100);
+    expect(config.remediation.budget.window).toBe(2_142_720_000);
+    expect(config.targets[0]?.url).toBe("https://x:1/ollama");
   });
 
   it("accepts several targets with each restart kind", () => {

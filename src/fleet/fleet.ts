@@ -1,0 +1,139 @@
+import { type FetchFn, fetchJson } from "../core/http.js";
+import type { IncidentSummary, WatchdogState } from "../core/types.js";
+import { inRotation } from "../remediation/drain.js";
+
+/**
+ * Many hosts at one glance: each peer is another watchdog, asked for its `/api/status` under a
+ * deadline. `fetchFleet` is the shell (used by `status --url A --url B` and the live page's fleet
+ * panel); ordering, health and formatting are pure.
+ */
+
+export interface FleetPeer {
+  name: string;
+  /** The peer watchdog's base URL (its `listen` address), e.g. http://10.0.0.11:11464. */
+  url: string;
+}
+
+/** One target as a peer's /api/status reports it (DESIGN.md §7). */
+interface PeerTarget {
+  name: string;
+  state: WatchdogState;
+  since?: string;
+  reason?: string;
+  budget?: { remaining: number; max: number };
+  lastIncident?: IncidentSummary | null;
+}
+
+/** One line of the fleet view: a target of a reachable peer, or an unreachable peer. */
+export interface FleetRow {
+  host: string;
+  url: string;
+  /** The target's name when the peer watches more than one. */
+  target?: string;
+  state: WatchdogState | "unreachable";
+  reason: string;
+  since?: string;
+  budget?: { remaining: number; max: number };
+  lastIncident?: IncidentSummary | null;
+}
+
+/** The peer's name when the config gives none: the URL's host. */
+export function peerName(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
+}
+
+export async function fetchFleet(
+  peers: readonly FleetPeer[],
+  options: { timeoutMs: number; fetch?: FetchFn },
+): Promise<FleetRow[]> {
+  const rows = await Promise.all(
+    peers.map(async (peer): Promise<FleetRow[]> => {
+      const base = peer.url.replace(/\/$/, "");
+      const result = await fetchJson<{ targets?: PeerTarget[] }>(`${base}/api/status`, options);
+      const targets = result.body?.targets;
+      if (!result.ok || !Array.isArray(targets)) {
+        const why = result.timedOut
+          ? `no answer within ${options.timeoutMs}ms`
+          : (result.error ?? "not a watchdog's /api/status");
+        return [{ host: peer.name, url: base, state: "unreachable", reason: why }];
+      }
+      return targets.map((t) => {
+        const row: FleetRow = {
+          host: peer.name,
+          url: base,
+          state: t.state,
+          reason: t.reason ?? "",
+          lastIncident: t.lastIncident ?? null,
+        };
+        if (targets.length > 1) row.target = t.name;
+        if (t.since) row.since = t.since;
+        if (t.budget) row.budget = t.budget;
+        return row;
+      });
+    }),
+  );
+  return sortFleet(rows.flat());
+}
+
+/** Worst first: what needs a person comes before what heals itself and what is fine. */
+const SEVERITY: Record<FleetRow["state"], number> = {
+  exhausted: 0,
+  frozen: 1,
+  down: 2,
+  unreachable: 3,
+  recovering: 4,
+  suspect: 5,
+  starting: 6,
+  healthy: 7,
+};
+
+export function sortFleet(rows: FleetRow[]): FleetRow[] {
+  return [...rows].sort(
+    (a, b) => SEVERITY[a.state] - SEVERITY[b.state] || a.host.localeCompare(b.host, "en"),
+  );
+}
+
+/** A row is fine when a load balancer would keep it in rotation (healthy, or starting). */
+export function rowHealthy(row: FleetRow): boolean {
+  return row.state !== "unreachable" && inRotation(row.state);
+}
+
+const REASON_WIDTH = 100;
+
+/** Pure: one line per host (per target where a host watches several), worst first. */
+export function formatFleet(rows: readonly FleetRow[], now: number): string {
+  const label = (r: FleetRow) => (r.target ? `${r.host}/${r.target}` : r.host);
+  const hostWidth = Math.max(4, ...rows.map((r) => label(r).length));
+  const lines = [
+    `${"HOST".padEnd(hostWidth)}  ${"STATE".padEnd(11)}  BUDGET  ${"LAST INCIDENT".padEnd(28)}  REASON`,
+  ];
+  for (const r of rows) {
+    const budget = r.budget ? `${r.budget.remaining}/${r.budget.max}` : "-";
+    const incident =
+      r.state === "unreachable"
+        ? "-"
+        : r.lastIncident
+          ? `${r.lastIncident.outcome} ${ago(r.lastIncident.openedWall, now)}`
+          : "none";
+    const state = r.state === "unreachable" ? "UNREACHABLE" : r.state;
+    const reason = r.state === "unreachable" ? `${r.url}: ${r.reason}` : r.reason;
+    const shortReason = reason.length > REASON_WIDTH ? `${reason.slice(0, REASON_WIDTH - 1)}…` : reason;
+    lines.push(
+      `${label(r).padEnd(hostWidth)}  ${state.padEnd(11)}  ${budget.padEnd(6)}  ${incident.padEnd(28)}  ${shortReason}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function ago(wall: number, now: number): string {
+  if (!Number.isFinite(wall)) return "?";
+  const seconds = Math.max(0, Math.round((now - wall) / 1000));
+  if (seconds < 120) return `${seconds}s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`;
+  return `${Math.round(seconds / 86_400)}d ago`;
+}
