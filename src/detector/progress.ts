@@ -6,8 +6,8 @@
  *   answered since (one demand episode; it starts when the first canary of the episode was issued,
  *   so the freeze clock runs on tick times).
  * - Progress is per model where it can be told: the model's own canary token; the GPU above
- *   `gpuBusyAbove` while the model's runner computes (≥ CPU_PROGRESS_CORES: a runner driving the
- *   GPU spins a core); its runner's CPU alone where the GPU cannot speak for it (no utilization
+ *   `gpuBusyAbove` while the model's runner computes (≥ GPU_DRIVER_CORES: a runner driving the
+ *   GPU synchronises with it from a CPU thread; a deadlocked one sits at ~0); its runner's CPU alone where the GPU cannot speak for it (no utilization
  *   reported, or a model partly in system memory). It is target-wide only where it cannot be told
  *   (no process view, or a listed model whose runner is unknown): then a busy GPU makes every
  *   timeout inconclusive (the safe side). A busy GPU with no runner computing is someone else's.
@@ -30,6 +30,11 @@ import type { GpuView, RunnerRate, Tick } from "./tick.js";
 
 /** Runner CPU (cores) that counts as progress: a runner generating (on GPU or CPU) uses at least this. */
 export const CPU_PROGRESS_CORES = 0.1;
+/**
+ * Runner CPU (cores) that ties a busy GPU to a runner: a runner driving the GPU synchronises with
+ * it from a CPU thread (CUDA/ROCm spin or poll), a deadlocked one sits at ~0.
+ */
+export const GPU_DRIVER_CORES = 0.02;
 /** How long a GPU reading may still show the work of a canary that just answered. */
 export const OWN_GPU_WORK_MS = 1500;
 /** Ollama's answer to /api/generate on an embedding-only model (server/routes.go, every tag). */
@@ -81,7 +86,7 @@ export function detectProgress(
   if (gpu.busy && gpu.busiest && !gpuBusyIsOurs) {
     const why = `GPU ${gpu.busiest.index} at ${Math.round((gpu.busiest.utilization ?? 0) * 100)}%`;
     if (!told) progress.target = why;
-    for (const r of computing) {
+    for (const r of rates.filter((rate) => (rate.cores ?? 0) >= GPU_DRIVER_CORES)) {
       const model = modelOf.get(r.runner.pid);
       if (model) progress.models[model] = `${why}, ${cores(r)}`;
     }
