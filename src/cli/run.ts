@@ -3,8 +3,10 @@ import { createLogger } from "../core/log.js";
 import { Watchdog } from "../daemon/watchdog.js";
 
 /** `run`: the daemon, until SIGTERM/SIGINT (then a graceful stop and exit 0). */
-export async function runCommand(opts: { config?: string }): Promise<number> {
-  const config = loadConfig(opts.config);
+export async function runCommand(opts: { config?: string; "web.config.file"?: string }): Promise<number> {
+  const loaded = loadConfig(opts.config);
+  const webConfig = opts["web.config.file"];
+  const config = webConfig ? { ...loaded, webConfig } : loaded;
   const log = createLogger();
   const watchdog = await Watchdog.start({ config, log });
   await new Promise<void>((resolve) => {

@@ -10,6 +10,14 @@ import { waitFor } from "./wait.js";
  * on a volatile (tmpfs) root with a private network, the checkout bound read-only at
  * /opt/ollama-watchdog; commands run inside through `nsenter -t <its PID 1> -a`. Boots in about a
  * second; `poweroff()` always ends it (SIGKILL of our own nspawn process as a last resort).
+ *
+ * It boots `basic.target` only, not the host's default target: with an empty /etc, systemd
+ * enables every unit the host has installed (Debian's presets enable all), so booting
+ * multi-user.target would start whatever the host happens to have (haproxy, nginx, prometheus…)
+ * and wait up to 2 minutes on systemd-networkd-wait-online for those that want
+ * network-online.target — with no network inside. basic.target brings the manager, journald,
+ * D-Bus (socket-activated, and polkitd through it): what the tests use. Services a test needs it
+ * starts itself.
  */
 export const CHECKOUT_IN_MACHINE = "/opt/ollama-watchdog";
 
@@ -67,8 +75,20 @@ function commOf(pid: number): string {
   }
 }
 
+/** Arguments for the machine's systemd (in a container, its argv stands in for the kernel command line). */
+const BOOT_ARGS = [
+  "systemd.unit=basic.target",
+  // Nothing to ask: the machine's /etc is empty on purpose.
+  "systemd.firstboot=off",
+];
+
 export async function bootMachine(
-  options: { name?: string; binds?: Array<{ source: string; target: string; readOnly?: boolean }> } = {},
+  options: {
+    name?: string;
+    binds?: Array<{ source: string; target: string; readOnly?: boolean }>;
+    /** Units to wait for before the machine counts as booted (the whole boot is basic.target). */
+    waitForUnits?: string[];
+  } = {},
 ): Promise<Machine> {
   const name = options.name ?? `owd-test-${process.pid}-${++counter}`;
   const binds = options.binds ?? [
@@ -86,6 +106,7 @@ export async function bootMachine(
     "-b",
     `--machine=${name}`,
     ...binds.map((b) => `--bind${b.readOnly ? "-ro" : ""}=${b.source}:${b.target}`),
+    ...BOOT_ARGS,
   ];
   let output = "";
   const nspawn: ChildProcess = spawn("systemd-nspawn", argv, {
@@ -166,15 +187,17 @@ export async function bootMachine(
     },
   };
 
+  const units = options.waitForUnits ?? ["basic.target", "dbus.socket"];
   try {
-    // `degraded` is normal: units of the host that make no sense in a container fail. Before
-    // its bus is up, systemctl fails at once: ask again until it answers.
+    // The units the tests need, not the whole boot (is-system-running would also wait for jobs
+    // that timers of the host queue meanwhile). Before its bus is up, systemctl fails at once:
+    // ask again until every unit is active.
     await waitFor(
       async () => {
-        const state = await exec(["systemctl", "is-system-running", "--wait"], { timeoutMs: 60_000 });
-        return ["running", "degraded"].includes(state.stdout.trim());
+        const state = await exec(["systemctl", "is-active", ...units], { timeoutMs: 10_000 });
+        return state.exitCode === 0;
       },
-      { timeoutMs: 60_000, everyMs: 100, what: `machine ${name} to finish booting` },
+      { timeoutMs: 60_000, everyMs: 100, what: `machine ${name}: ${units.join(", ")} active` },
     );
   } catch (error) {
     await machine.poweroff();
