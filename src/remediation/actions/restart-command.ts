@@ -1,5 +1,6 @@
 /** A user-supplied restart program: argv without a shell, under its deadline; exit 0 = success. */
 import { execArgv } from "../../core/exec.js";
+import { shownCommand } from "../../core/redact.js";
 import { type ActionContext, type ActionModule, type ActionRun, describeExec } from "./action.js";
 
 export async function restartCommand(
@@ -9,7 +10,7 @@ export async function restartCommand(
   const execOptions: Parameters<typeof execArgv>[1] = { timeoutMs: options.timeoutMs };
   if (options.env) execOptions.env = options.env;
   const result = await execArgv(argv, execOptions);
-  const shown = argv.join(" ");
+  const shown = shownCommand(argv);
   if (result.exitCode === 0 && !result.timedOut) return { ok: true, detail: shown };
   return { ok: false, error: `${shown}: ${describeExec(result)}` };
 }
