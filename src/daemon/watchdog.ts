@@ -30,7 +30,7 @@ import { createExecutor, type Executor } from "../remediation/executor.js";
 import { Ledger } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
-import { exposureWarning, loadWebConfig } from "../server/web-config.js";
+import { loadWebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -187,8 +187,6 @@ export class Watchdog {
       }),
     ];
     const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
-    const exposed = exposureWarning(this.config.listen, web);
-    if (exposed) this.log.warn({ listen: this.config.listen }, exposed);
     this.server = await startHttpServer(
       this.config.listen,
       routes,
