@@ -56,7 +56,7 @@ export function decide(
 ): { memory: TargetMemory; verdict: Verdict } {
   const m = structuredClone(memory);
   const obs = observation;
-  receiveActionOutcomes(m, obs, nowMono);
+  receiveActionOutcomes(m, obs, nowMono, config);
   trackLiveness(m, obs, nowMono, config);
   const previousRunners = m.runners;
   const rates = trackRunners(m, obs, nowMono);

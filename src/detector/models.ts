@@ -227,6 +227,12 @@ function trackUnlistedRunners(m: TargetMemory, obs: Observation, now: number): v
     return;
   }
   const blobs = new Set(models.map((mm) => mm.blob));
+  const runnerBlobs = new Set(runners.map((r) => r.modelPath?.split("/").pop()));
+  // Every listed model must have its runner in view, else a stray runner may be one of theirs.
+  if (models.some((mm) => !runnerBlobs.has(mm.blob))) {
+    m.unlistedRunners = {};
+    return;
+  }
   const next: TargetMemory["unlistedRunners"] = {};
   for (const runner of runners) {
     const blob = runner.modelPath?.split("/").pop();

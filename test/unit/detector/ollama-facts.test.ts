@@ -182,15 +182,12 @@ describe("verification after kill-runner survives a slow reload", () => {
 
 describe("0.30+: a loading model is not listed", () => {
   it("a runner loading a model not yet listed is a load (grace), and one that outlasts loadGrace is a hung load → restart", () => {
-    const world = warmWorld((w) => {
-      const model = w.models[0];
-      if (model) model.blob = "llama3.2";
-    });
+    const world = warmWorld();
     const at = world.t;
     world.runners.push({ pid: 4242, startSeconds: 9, state: "S", cores: 0, cpuSeconds: 0, model: "big-70b" });
     world.run(4 * MIN);
     expect(world.actions).toEqual([]);
-    expect(world.trace.at(-1)?.reason).toMatch(/runner 4242 \(big-70b\) loading, not yet listed/);
+    expect(world.trace.at(-1)?.reason).toMatch(/runner 4242 \(sha256-big-70b\) loading, not yet listed/);
     world.run(5 * MIN, () => world.actions.length > 0);
     expect(world.actions[0]?.command.kind).toBe("restart");
     expect((world.actions[0]?.t ?? 0) - at).toBeGreaterThanOrEqual(5 * MIN);

@@ -48,8 +48,6 @@ export interface SimModel {
   sessionMs?: number;
   /** Its runner options differ from what a request without options gets: every canary reloads it. */
   reloadsOnCanary?: boolean;
-  /** Its weights blob as /api/show names it (the runner's `--model` is /blobs/<model name>). */
-  blob?: string;
   /** An embedding-only model: /api/generate answers 400. */
   embedding?: boolean;
 }
@@ -219,7 +217,8 @@ export class World {
             r.startSeconds,
             r.state,
             r.cpuSeconds,
-            `ollama runner --model /blobs/${r.model} --port ${r.pid}`,
+            `ollama runner --model /blobs/sha256-${r.model} --port ${r.pid}`,
+            this.serverPid,
           ),
         ),
       },
@@ -255,7 +254,8 @@ export class World {
       size: m.size,
       sizeVram: m.sizeVram,
       digest: `sha256:${m.name}`,
-      ...(m.blob !== undefined ? { blob: m.blob } : {}),
+      // /api/show's FROM blob: the runner's --model names it (proof of whose runner it is).
+      blob: `sha256-${m.name}`,
       expiresAt:
         m.loadingKeepAliveMs !== undefined
           ? new Date(this.wall + m.loadingKeepAliveMs).toISOString()
@@ -453,10 +453,11 @@ function sample(
   state: string,
   cpuSeconds: number,
   cmdline: string,
+  ppid = 1,
 ): ProcessSample {
   const modelMatch = /--model (\S+)/.exec(cmdline);
   const portMatch = /--port (\d+)/.exec(cmdline);
-  const process: ProcessSample = { pid, ppid: 1, cmdline, state, cpuSeconds, startSeconds };
+  const process: ProcessSample = { pid, ppid, cmdline, state, cpuSeconds, startSeconds };
   if (modelMatch?.[1]) process.modelPath = modelMatch[1];
   if (portMatch?.[1]) process.port = Number(portMatch[1]);
   return process;
