@@ -71,6 +71,18 @@ export interface ProcessSample {
   port?: number;
 }
 
+/** The target's server and runners as procfs shows them. */
+export interface ProcessView {
+  server: ProcessSample[];
+  runners: ProcessSample[];
+  /**
+   * Why the target's own server could not be proven (a remote target, nothing listening on its
+   * port, two candidates): `server` and `runners` are then only what the patterns matched, and
+   * kill-runner is never used. Absent when `server` is the process listening on the target's port.
+   */
+  unproven?: string;
+}
+
 export type CanaryOutcome = "ok" | "timeout" | "error";
 
 /** A finished canary generation. */
@@ -121,11 +133,13 @@ export interface Observation {
   canariesInFlight: CanaryInFlight[];
   /** Host GPUs (shared by all targets on the host); undefined when no GPU backend applies. */
   gpus?: GpuSample[];
-  processes?: { server: ProcessSample[]; runners: ProcessSample[] };
+  processes?: ProcessView;
   journal?: JournalSignals;
   collectors: CollectorStatus[];
   /** Results of remediation actions that finished since the previous tick. */
   actionResults: ActionOutcome[];
+  /** Remediation commands of the previous ticks that were not carried out (absent: none). */
+  actionsNotExecuted?: NotExecuted[];
 }
 
 export interface CollectorStatus {
@@ -146,9 +160,23 @@ export type Command =
       pid: number;
       /** The runner's start time as observed (ProcessSample.startSeconds): refuses a reused pid. */
       startSeconds?: number;
+      /** The target's server, its parent when observed: kill-runner refuses a pid whose parent changed. */
+      parentPid?: number;
       reason: string;
     }
   | { kind: "restart"; reason: string };
+
+/**
+ * A remediation command that was not carried out: nothing happened and nothing was counted, so
+ * the ladder stays on its step. `retryAfterMs`: the step waits this long before it is issued again.
+ */
+export interface NotExecuted {
+  action: RemediationKind;
+  /** busy: another action still ran; cannot-record: the ledger is unwritable; refused: a module's preflight said no. */
+  why: "busy" | "cannot-record" | "refused";
+  text: string;
+  retryAfterMs?: number;
+}
 
 export interface ActionOutcome {
   action: RemediationKind;
@@ -212,4 +240,6 @@ export interface Snapshot {
   intervalMs: number;
   targets: TargetSnapshot[];
   gpus: GpuSample[];
+  /** Why actions cannot be recorded (the ledger is unwritable): the watchdog observes but does not act. */
+  cannotRecordActions?: string;
 }

@@ -56,7 +56,7 @@ export function decide(
 ): { memory: TargetMemory; verdict: Verdict } {
   const m = structuredClone(memory);
   const obs = observation;
-  receiveActionOutcomes(m, obs);
+  receiveActionOutcomes(m, obs, nowMono, config);
   trackLiveness(m, obs, nowMono, config);
   const rates = trackRunners(m, obs, nowMono);
   trackModels(m, obs, nowMono, rates);

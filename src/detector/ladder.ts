@@ -11,6 +11,7 @@
  * - Dry run: decided and counted exactly as live (the executor reports "dry-run"), so a dry run
  *   shows what the live watchdog would do, including climbing and running out of budget.
  */
+import type { Config } from "../config/schema.js";
 import type { Command, Observation, ProcessSample, WatchdogState } from "../core/types.js";
 import { drainGate } from "../remediation/drain.js";
 import {
@@ -23,15 +24,36 @@ import {
 import { PS_SLOW_FRACTION } from "./canaries.js";
 import { exhaust, exhaustLadder } from "./exhausted.js";
 import type { RemediationMemory, TargetMemory } from "./memory.js";
-import { runnerForModel, sameProcess } from "./runners.js";
+import { provenRunner, sameProcess } from "./runners.js";
 import { frozenSince, type Judgement, type Problem, stateFor, type Tick } from "./tick.js";
 
-export function receiveActionOutcomes(m: TargetMemory, obs: Observation): void {
+export function receiveActionOutcomes(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  receiveNotExecuted(m, obs, now, config);
   const last = obs.actionResults.at(-1);
   if (!last) return;
   m.pendingAction = undefined;
   const r = m.remediation;
   if (r && r.issuedMono !== undefined && r.outcome === undefined) r.outcome = last;
+}
+
+/**
+ * A command the shell did not carry out (another action still ran, the ledger is unwritable, the
+ * unit was stopped by its operator): nothing happened and nothing was counted, so the step is not
+ * climbed; it waits (at least one interval) and is issued again.
+ */
+function receiveNotExecuted(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  const dropped = obs.actionsNotExecuted?.at(-1);
+  if (!dropped) return;
+  const r = m.remediation;
+  if (m.pendingAction?.action === dropped.action) m.pendingAction = undefined;
+  if (!r || r.issuedMono === undefined || r.outcome !== undefined) return;
+  r.issuedMono = undefined;
+  r.verifyDeadlineMono = undefined;
+  r.actions.pop();
+  r.held = {
+    why: `${dropped.action} not executed: ${dropped.text}`,
+    untilMono: now + Math.max(dropped.retryAfterMs ?? 0, config.interval),
+  };
 }
 
 export function startRemediation(t: Tick, problem: Problem): Judgement {
@@ -87,14 +109,20 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
   for (;;) {
     const kind = ladder[r.step];
     let runner: ProcessSample | undefined;
+    if (r.held && now < r.held.untilMono) {
+      const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+      return { state, reason: `${lead}; ${r.held.why}`, frozenForMs };
+    }
+    const heldWhy = r.held ? `${r.held.why}; trying again` : "";
+    r.held = undefined;
     if (kind === "kill-runner") {
       const mm = r.model ? m.models[r.model] : undefined;
-      const runners = t.obs.processes?.runners ?? [];
-      runner = mm ? runnerForModel(mm, runners, mm.runnerPid) : undefined;
-      if (!runner) {
-        r.history.push(
-          `kill-runner skipped: cannot tell which of ${runners.length} runner(s) serves ${r.model}`,
-        );
+      const proof = mm
+        ? provenRunner(mm, t.obs.processes)
+        : { why: `${r.model ?? "the model"} is not known` };
+      if ("runner" in proof) runner = proof.runner;
+      else {
+        r.history.push(`kill-runner skipped: ${proof.why}`);
         const next = nextLadderStep(ladder, r.step + 1, r.scope);
         if (next === undefined) return exhaustLadder(t, r, r.history.at(-1) ?? "");
         r.step = next;
@@ -105,7 +133,9 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     if (!gate.open && gate.why === "budget") {
       return exhaust(t, r.scope, r.problemSinceMono, `${r.problem}; ${gate.text} — stopped acting`);
     }
-    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix), heldWhy]
+      .filter(Boolean)
+      .join("; ");
     if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
     const drain =
       kind === "restart"
@@ -119,6 +149,7 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
         model: r.model,
         pid: runner.pid,
         startSeconds: runner.startSeconds,
+        parentPid: runner.ppid,
         reason: r.problem,
       };
       t.commands.push(command);

@@ -56,6 +56,8 @@ export interface RemediationMemory {
   actions: RemediationKind[];
   /** What happened, in words (skipped steps, failed verifications). */
   history: string[];
+  /** The current step was not executed (the shell could not act): it waits, then is issued again. */
+  held?: { why: string; untilMono: number };
 }
 
 export interface ExhaustedMemory {

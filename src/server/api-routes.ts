@@ -39,7 +39,7 @@ export function statusBody(snapshot: Snapshot) {
 
 export function apiRoutes(deps: {
   snapshot: () => Snapshot;
-  healthy: () => { ok: boolean; lastTickWall?: number; ticks: number };
+  healthy: () => { ok: boolean; lastTickWall?: number; ticks: number; problems?: string[] };
 }): Route[] {
   return [
     {
@@ -51,6 +51,8 @@ export function apiRoutes(deps: {
           ok: health.ok,
           ticks: health.ticks,
           lastTickAt: health.lastTickWall === undefined ? null : new Date(health.lastTickWall).toISOString(),
+          // Still 200: the loop ticks and observes. What it cannot do is said here.
+          ...(health.problems ? { problems: health.problems } : {}),
         });
       },
     },

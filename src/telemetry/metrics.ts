@@ -13,6 +13,7 @@ import {
   type CanaryOutcome,
   type CanaryResult,
   type GpuSample,
+  type NotExecuted,
   type Observation,
   type Snapshot,
   WATCHDOG_STATES,
@@ -51,6 +52,7 @@ export class Telemetry {
   private readonly canaries: Counter<"target" | "outcome">;
   private readonly apiLatency: Histogram<"target">;
   private readonly actions: Counter<"target" | "action" | "result">;
+  private readonly notExecuted: Counter<"target" | "action" | "why">;
 
   constructor(options: TelemetryOptions) {
     this.getSnapshot = options.getSnapshot;
@@ -141,6 +143,13 @@ export class Telemetry {
       (set, s) => {
         for (const t of s.targets) set({ target: t.name }, t.budget.max);
       },
+    );
+
+    gauge(
+      "ollama_watchdog_can_record_actions",
+      "Whether the action ledger is writable (0: the watchdog observes but takes no action).",
+      [],
+      (set, s) => set({}, s.cannotRecordActions === undefined ? 1 : 0),
     );
 
     // --- per target: what the latest observation saw ---
@@ -250,6 +259,12 @@ export class Telemetry {
       registers,
       collect: init,
     });
+    this.notExecuted = new Counter({
+      name: "ollama_watchdog_actions_not_executed_total",
+      help: "Remediation commands not carried out, by why (busy: an action still ran; cannot-record: the ledger is unwritable; refused: e.g. the unit was stopped by its operator).",
+      labelNames: ["target", "action", "why"],
+      registers,
+    });
   }
 
   get contentType(): string {
@@ -301,6 +316,11 @@ export class Telemetry {
     if (!Number.isFinite(ms) || ms < 0) return;
     this.initialiseTarget(target);
     this.apiLatency.observe({ target }, ms / 1000);
+  }
+
+  /** A remediation command that was not carried out (nothing done, nothing counted). */
+  countNotExecuted(target: string, dropped: NotExecuted): void {
+    this.notExecuted.inc({ target, action: dropped.action, why: dropped.why });
   }
 
   /** A finished remediation action. */

@@ -571,6 +571,8 @@ describe("decide: ladder, verification, budget", () => {
     world.frozen = true;
     world.run(5 * MIN, () => world.actions.length === 1);
     expect(world.actions[0]?.command.kind).toBe("restart");
-    expect(world.trace.at(-1)?.reason).toMatch(/kill-runner skipped: cannot tell which of 2 runner/);
+    expect(world.trace.at(-1)?.reason).toMatch(
+      /kill-runner skipped: none of the server's 2 runner\(s\) serves llama3\.2/,
+    );
   });
 });

@@ -177,7 +177,8 @@ export class World {
             r.startSeconds,
             r.state,
             r.cpuSeconds,
-            `ollama runner --model /blobs/${r.model} --port ${r.pid}`,
+            `ollama runner --model /blobs/sha256-${r.model} --port ${r.pid}`,
+            this.serverPid,
           ),
         ),
       },
@@ -213,6 +214,8 @@ export class World {
       size: m.size,
       sizeVram: m.sizeVram,
       digest: `sha256:${m.name}`,
+      // /api/show's FROM blob: the runner's --model names it (proof of whose runner it is).
+      blob: `sha256-${m.name}`,
       expiresAt:
         m.loadingKeepAliveMs !== undefined
           ? new Date(this.wall + m.loadingKeepAliveMs).toISOString()
@@ -368,10 +371,11 @@ function sample(
   state: string,
   cpuSeconds: number,
   cmdline: string,
+  ppid = 1,
 ): ProcessSample {
   const modelMatch = /--model (\S+)/.exec(cmdline);
   const portMatch = /--port (\d+)/.exec(cmdline);
-  const process: ProcessSample = { pid, ppid: 1, cmdline, state, cpuSeconds, startSeconds };
+  const process: ProcessSample = { pid, ppid, cmdline, state, cpuSeconds, startSeconds };
   if (modelMatch?.[1]) process.modelPath = modelMatch[1];
   if (portMatch?.[1]) process.port = Number(portMatch[1]);
   return process;
