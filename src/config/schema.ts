@@ -87,6 +87,9 @@ const containerName = v.pipe(
   ),
 );
 
+/** Command lines no Ollama pattern has any business matching: one that matches them all matches anything. */
+const UNRELATED_COMMAND_LINES = ["a", "1", "/sbin/init", "sshd: root@pts/0", "-bash"];
+
 /** A process pattern: a valid regex that does not match everything (it decides what may be killed). */
 const processPattern = v.pipe(
   v.string(),
@@ -101,6 +104,10 @@ const processPattern = v.pipe(
     }
     if (pattern.test(""))
       addIssue({ message: "matches every process (it must not match an empty command line)" });
+    else if (UNRELATED_COMMAND_LINES.every((line) => pattern.test(line)))
+      addIssue({
+        message: `matches every process (it matches ${UNRELATED_COMMAND_LINES.map((l) => `"${l}"`).join(", ")})`,
+      });
   }),
 );
 
