@@ -83,7 +83,14 @@ export interface ProcessView {
   unproven?: string;
 }
 
-export type CanaryOutcome = "ok" | "timeout" | "error";
+/**
+ * ok: a real answer. timeout: no token in time. error: Ollama answered with an error (or the
+ * connection failed). empty: `done` without a token. degenerate: the same token repeated, or
+ * output that ignores num_predict.
+ */
+export type CanaryOutcome = "ok" | "timeout" | "error" | "empty" | "degenerate";
+/** Which endpoint a canary asks: embedding-only models answer /api/generate with 400. */
+export type CanaryProbe = "generate" | "embed";
 
 /** A finished canary generation. */
 export interface CanaryResult {
@@ -106,7 +113,7 @@ export interface CanaryInFlight {
 }
 
 export interface JournalSignals {
-  /** Completed requests ([GIN] lines) seen since the previous tick. */
+  /** [GIN] lines for inference endpoints since the previous tick (every handler return, aborts too: never progress). */
   completions: number;
   /** Lines that prove the GPU/driver is wedged (cudart init failure, CUDA error, …). */
   wedgedGpuEvidence: string[];
@@ -153,7 +160,13 @@ export interface CollectorStatus {
 
 /** What the detector/policy asks the shell to do. */
 export type Command =
-  | { kind: "canary"; model: string; numCtx: number | null; keepAlive: string | number }
+  | {
+      kind: "canary";
+      model: string;
+      probe: CanaryProbe;
+      /** Longer than detection.canary.timeout for a verification canary that carries a reload. */
+      timeoutMs?: number;
+    }
   | {
       kind: "kill-runner";
       model: string;
@@ -196,6 +209,8 @@ export interface Verdict {
   frozenForMs: number;
   commands: Command[];
   budget: { remaining: number; max: number };
+  /** Models whose periodic canaries stopped because a canary reloaded them, and why. */
+  canaryDisabled?: { model: string; reason: string }[];
 }
 
 /** Everything the daemon learned and decided in one tick for one target: fed to incidents and history. */
@@ -229,6 +244,8 @@ export interface TargetSnapshot {
   observation?: Observation;
   lastCanary?: CanaryResult;
   lastIncident?: IncidentSummary;
+  /** Models whose periodic canaries stopped because a canary reloaded them, and why. */
+  canaryDisabled?: { model: string; reason: string }[];
 }
 
 export interface Snapshot {

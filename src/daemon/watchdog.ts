@@ -384,7 +384,13 @@ export class Watchdog {
       observation,
       ...(lastCanary ? { lastCanary } : {}),
       ...(previous.lastIncident ? { lastIncident: previous.lastIncident } : {}),
+      ...(verdict.canaryDisabled?.length ? { canaryDisabled: verdict.canaryDisabled } : {}),
     };
+    for (const d of verdict.canaryDisabled ?? []) {
+      if (!previous.canaryDisabled?.some((p) => p.model === d.model)) {
+        log.warn({ model: d.model, reason: d.reason }, `periodic canaries on ${d.model} stopped`);
+      }
+    }
   }
 
   private track(runtime: TargetRuntime, work: Promise<unknown>): void {
@@ -403,10 +409,9 @@ export class Watchdog {
       const work = runCanary({
         url: runtime.config.url,
         model: command.model,
-        numCtx: command.numCtx,
-        keepAlive: command.keepAlive,
+        probe: command.probe,
         prompt: this.config.detection.canary.prompt,
-        timeoutMs: this.config.detection.canary.timeout,
+        timeoutMs: command.timeoutMs ?? this.config.detection.canary.timeout,
         fetch: this.options.fetch ?? fetch,
         clock: this.clock,
         signal: abort.signal,

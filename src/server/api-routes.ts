@@ -28,6 +28,7 @@ export function statusBody(snapshot: Snapshot) {
         sizeVram: m.sizeVram,
         expiresAt: m.expiresAt,
         contextLength: m.contextLength,
+        canaryDisabled: t.canaryDisabled?.find((d) => d.model === m.name)?.reason ?? null,
       })),
       modelsAvailable: t.observation?.tags?.models.length ?? null,
       lastCanary: t.lastCanary ?? null,

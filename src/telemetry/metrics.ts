@@ -21,7 +21,7 @@ import {
 import { VERSION } from "../core/version.js";
 import { type Route, sendText } from "../server/route.js";
 
-export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error"];
+export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error", "empty", "degenerate"];
 
 /** Time-to-first-token buckets (seconds): a warm small model answers in ms, a cold load in tens of s. */
 export const CANARY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
@@ -189,6 +189,17 @@ export class Telemetry {
       },
     );
     gauge(
+      "ollama_watchdog_canary_disabled",
+      "1 for a model whose periodic canaries stopped because one of our canaries reloaded it (reason=reload).",
+      ["target", "model", "reason"],
+      (set, s) => {
+        for (const t of s.targets) {
+          for (const d of t.canaryDisabled ?? [])
+            set({ target: t.name, model: d.model, reason: "reload" }, 1);
+        }
+      },
+    );
+    gauge(
       "ollama_watchdog_collector_success",
       "Whether a collector succeeded in the latest tick (0/1); absent where it does not apply.",
       ["target", "collector"],
@@ -239,7 +250,7 @@ export class Telemetry {
     });
     this.canaries = new Counter({
       name: "ollama_canary_total",
-      help: "Finished canary generations by outcome (ok, timeout, error).",
+      help: "Finished canary generations by outcome (ok, timeout, error, empty, degenerate).",
       labelNames: ["target", "outcome"],
       registers,
       collect: init,
