@@ -50,15 +50,19 @@ export interface Scenario {
   stop(): Promise<void>;
 }
 
-export async function startScenario(
-  options: {
-    simulator?: SimulatorOptions;
-    config?: Record<string, unknown>;
-    /** Extra keys of the one target (e.g. `proxy`). */
-    target?: Record<string, unknown>;
-    stateDir?: string;
-  } = {},
-): Promise<Scenario> {
+export interface ScenarioOptions {
+  simulator?: SimulatorOptions;
+  config?: Record<string, unknown>;
+  stateDir?: string;
+  /** Extra keys of the one target (e.g. `proxy`). */
+  target?: Record<string, unknown>;
+  /** The Ollama release line the simulator plays (OLLAMA_PROFILES ids); the newest by default. */
+  ollamaVersion?: string;
+  /** Read the simulator's log through its journalctl stand-in, as on a default systemd install. */
+  journal?: boolean;
+}
+
+export async function startScenario(options: ScenarioOptions = {}): Promise<Scenario> {
   const workDir = mkdtempSync(join(tmpdir(), "owd-scenario-"));
   const stateDir = options.stateDir ?? join(workDir, "state");
   const simulator = await startSimulator({
@@ -72,6 +76,7 @@ export async function startScenario(
       healthPingTimeoutMs: 250,
       discoveryMs: 50,
     },
+    ...(options.ollamaVersion ? { ollamaVersion: options.ollamaVersion } : {}),
     ...options.simulator,
   });
   const supervisor = await startSupervisor(simulator);
@@ -91,6 +96,7 @@ export async function startScenario(
           url: simulator.url,
           restart: { command: { argv: supervisor.restartArgv, timeout: "5s" } },
           processes: { server: String.raw`^${serverTitle}\b` },
+          ...(options.journal ? { journalUnit: "ollama.service" } : {}),
           ...options.target,
         },
       ],
@@ -100,7 +106,12 @@ export async function startScenario(
     {},
   );
   const records: TickRecord[] = [];
-  let watchdog = await Watchdog.start({ config, log: silentLogger() });
+  const watchdogOptions = {
+    config,
+    log: silentLogger(),
+    ...(options.journal ? { journalctl: simulator.journalctlPath } : {}),
+  };
+  let watchdog = await Watchdog.start(watchdogOptions);
   const onTick = (batch: TickRecord[]) => records.push(...batch);
   watchdog.events.on("tick", onTick);
 
@@ -142,7 +153,7 @@ export async function startScenario(
     },
     async restartWatchdog() {
       await watchdog.stop();
-      watchdog = await Watchdog.start({ config, log: silentLogger() });
+      watchdog = await Watchdog.start(watchdogOptions);
       watchdog.events.on("tick", onTick);
     },
     async stop() {
