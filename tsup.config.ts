@@ -8,6 +8,7 @@ export default defineConfig({
     "fake-nvidia-smi": "src/simulator/fake-nvidia-smi.ts",
     "bench/detection": "bench/detection.ts",
     "bench/overhead": "bench/overhead.ts",
+    "bench/module-cost": "bench/module-cost.ts",
   },
   format: ["esm"],
   platform: "node",

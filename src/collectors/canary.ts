@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { describeFetchError, type FetchFn } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import type { CanaryResult } from "../core/types.js";
 import { endpoint } from "./collector.js";
 import { ollamaErrorText } from "./ps.js";
@@ -69,7 +70,7 @@ export async function runCanary(request: CanaryRequest): Promise<CanaryResult> {
   });
 
   try {
-    const response = await (request.fetch ?? fetch)(endpoint(request.url, "/api/generate"), {
+    const response = await (request.fetch ?? httpFetch)(endpoint(request.url, "/api/generate"), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(canaryRequestBody(request)),

@@ -1,5 +1,22 @@
-/** HTTP as a seam: the global fetch by default, a fake in unit tests. */
-export type FetchFn = typeof fetch;
+import { httpFetch } from "./http-client.js";
+
+/**
+ * HTTP as a seam: the subset of fetch the daemon uses. The default is `httpFetch` (node:http, see
+ * http-client.ts for why not the global fetch); the global fetch and unit tests' fakes fit too.
+ */
+export interface FetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}
+export interface FetchResponse {
+  readonly ok: boolean;
+  readonly status: number;
+  readonly body: ReadableStream | null;
+  text(): Promise<string>;
+}
+export type FetchFn = (url: string, init?: FetchInit) => Promise<FetchResponse>;
 
 export interface JsonResult<T> {
   ok: boolean;
@@ -15,11 +32,11 @@ export async function fetchJson<T>(
   url: string,
   options: { timeoutMs: number; fetch?: FetchFn; method?: string; body?: unknown },
 ): Promise<JsonResult<T>> {
-  const doFetch = options.fetch ?? fetch;
+  const doFetch = options.fetch ?? httpFetch;
   const started = performance.now();
   const signal = AbortSignal.timeout(options.timeoutMs);
   try {
-    const init: RequestInit = { method: options.method ?? "GET", signal };
+    const init: FetchInit = { method: options.method ?? "GET", signal };
     if (options.body !== undefined) {
       init.body = JSON.stringify(options.body);
       init.headers = { "content-type": "application/json" };

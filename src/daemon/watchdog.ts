@@ -6,6 +6,7 @@ import type { Config, TargetConfig } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { SpawnFn } from "../core/exec.js";
 import type { FetchFn } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import { createLogger, type Logger } from "../core/log.js";
 import type {
   ActionOutcome,
@@ -209,7 +210,7 @@ export class Watchdog {
       target,
       config: this.config,
       clock: this.clock,
-      fetch: this.options.fetch ?? fetch,
+      fetch: this.options.fetch ?? httpFetch,
       ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
       procRoot: this.config.procRoot,
       signal,
@@ -357,7 +358,7 @@ export class Watchdog {
         keepAlive: command.keepAlive,
         prompt: this.config.detection.canary.prompt,
         timeoutMs: this.config.detection.canary.timeout,
-        fetch: this.options.fetch ?? fetch,
+        fetch: this.options.fetch ?? httpFetch,
         clock: this.clock,
         signal: abort.signal,
       }).then((result) => {
