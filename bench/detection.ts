@@ -1,9 +1,11 @@
 /**
- * `node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full] [--json] [--json-out FILE]`
+ * `node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--profiles 0.12,0.33]
+ *  [--rules watchdog,bash] [--no-full] [--json] [--json-out FILE]`
  *
  * Every FAILURE-MODES.md scenario through the simulator and (1) the real watchdog daemon,
- * (2) the seed's bash rule (bench/bash-rule.ts), at timings scaled down by --factor, repeated
- * --runs times; plus F1 once at the default timings (--no-full skips it, --full-only runs only it).
+ * (2) the seed's bash rule (bench/bash-rule.ts), on every Ollama profile of the simulator
+ * (--profiles picks some), at timings scaled down by --factor, repeated --runs times; plus F1 once
+ * at the default timings on the default profile (--no-full skips it, --full-only runs only it).
  * Each run is a child process (one simulator, one rule, a unique server title), --jobs at a time.
  * Prints a Markdown table (or --json): detection (fault → first action decided), recovery
  * (fault → a real generation succeeds again) and wrong actions, in default-equivalent seconds.
@@ -16,10 +18,12 @@ import { parseConfig } from "../src/config/load.js";
 import { silentLogger } from "../src/core/log.js";
 import type { TickRecord } from "../src/core/types.js";
 import { Watchdog } from "../src/daemon/watchdog.js";
+import { DEFAULT_PROFILE, OLLAMA_PROFILES, resolveProfile } from "../src/simulator/profiles.js";
 import { BashRule } from "./bash-rule.js";
 import {
   type BashTimings,
   scaledBash,
+  scaledSimulatorTiming,
   scaledWatchdog,
   type WatchdogTimings,
   watchdogTimingDocument,
@@ -36,6 +40,8 @@ const FULL_SCENARIOS = ["F1", "F1+traffic"];
 interface Job {
   scenario: string;
   rule: Rule;
+  /** The simulator's Ollama profile id. */
+  profile: string;
   factor: number;
   run: number;
   /** End the run once recovered (used for the long default-timing F1). */
@@ -70,7 +76,8 @@ async function runJob(job: Job): Promise<RunResult> {
     serverPattern,
     simulator: {
       ...(def.numParallel ? { numParallel: def.numParallel } : {}),
-      timing: { tokenIntervalMs: 10, loadMs: 100 },
+      ollamaVersion: job.profile,
+      timing: scaledSimulatorTiming(factor),
     },
   });
   const actions: { kind: ActionAt["kind"]; at: number }[] = [];
@@ -151,7 +158,9 @@ async function runJob(job: Job): Promise<RunResult> {
       if (polling || !(def.heals || job.stopWhenRecovered)) return;
       polling = true;
       void (async () => {
-        const timeoutMs = Math.max(500, w.canaryTimeout);
+        // A user waits for the reload: a poll that gave up early would cancel the very load it
+        // waits for (Ollama loads under the requesting client's context).
+        const timeoutMs = Math.max(500, w.verifyWithin);
         while (!finished && recoveredAt === undefined) {
           if (await generate(target.url, def.pollModel, { timeoutMs, keepAlive: "1h" })) {
             recoveredAt = performance.now();
@@ -262,6 +271,9 @@ function killChildren(): void {
 // ── the orchestrator ──────────────────────────────────────────────────────────────────────────
 
 interface Options {
+  /** Profile ids, oldest first. */
+  profiles: string[];
+  rules: Rule[];
   runs: number;
   factor: number;
   jobs: number;
@@ -274,7 +286,16 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { runs: 3, factor: 40, jobs: 4, full: true, scaled: true, json: false };
+  const options: Options = {
+    profiles: OLLAMA_PROFILES.map((profile) => profile.id),
+    rules: ["watchdog", "bash"],
+    runs: 3,
+    factor: 40,
+    jobs: 4,
+    full: true,
+    scaled: true,
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const value = () => {
@@ -286,13 +307,22 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--factor") options.factor = Math.max(1, Number(value()));
     else if (arg === "--jobs") options.jobs = Math.max(1, Number(value()));
     else if (arg === "--only") options.only = value().split(",");
-    else if (arg === "--no-full") options.full = false;
+    else if (arg === "--profiles")
+      options.profiles = value()
+        .split(",")
+        .map((id) => resolveProfile(id).id);
+    else if (arg === "--rules") {
+      const rules = value().split(",");
+      const unknown = rules.filter((rule) => rule !== "watchdog" && rule !== "bash");
+      if (unknown.length) throw new Error(`unknown rule(s) ${unknown.join(", ")}; known: watchdog, bash`);
+      options.rules = rules as Rule[];
+    } else if (arg === "--no-full") options.full = false;
     else if (arg === "--full-only") options.scaled = false;
     else if (arg === "--json") options.json = true;
     else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--no-full|--full-only] [--json] [--json-out FILE]\n",
+        "usage: node dist/bench/detection.js [--runs 3] [--factor 40] [--jobs 4] [--only F1,B1] [--profiles 0.12,0.33] [--rules watchdog,bash] [--no-full|--full-only] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -422,13 +452,26 @@ function wrongText(wrong: number[]): string {
   return wrong.length > 1 ? `${total} (${wrong.join("+")})` : String(total);
 }
 
-function renderTable(results: RunResult[], factor: number, ids: string[]): string {
+function renderTable(
+  results: RunResult[],
+  factor: number,
+  ids: string[],
+  profile: string,
+  rules: Rule[],
+): string {
   const rows: string[][] = [];
   for (const id of ids) {
     const def = SCENARIOS.find((s) => s.id === id) as ScenarioDef;
     const cells = (rule: Rule) => {
+      if (!rules.includes(rule)) return ["—", "—", "not run", "—"];
       const cell = aggregate(
-        results.filter((r) => r.job.scenario === id && r.job.rule === rule && r.job.factor === factor),
+        results.filter(
+          (r) =>
+            r.job.scenario === id &&
+            r.job.rule === rule &&
+            r.job.factor === factor &&
+            r.job.profile === profile,
+        ),
         factor,
       );
       const none = def.expect === "none" ? "—" : "never";
@@ -466,6 +509,48 @@ function renderTable(results: RunResult[], factor: number, ids: string[]): strin
   );
 }
 
+/**
+ * One line per profile: how many failure rows got the right first action, F1's detection and
+ * recovery, and the wrong actions over every scenario (watchdog only).
+ */
+function renderProfileSummary(
+  results: RunResult[],
+  factor: number,
+  ids: string[],
+  profiles: string[],
+): string {
+  const rows = profiles.map((profile) => {
+    const mine = results.filter((r) => r.job.profile === profile && r.job.rule === "watchdog" && !r.error);
+    const failureRows = ids.filter(
+      (id) => (SCENARIOS.find((s) => s.id === id) as ScenarioDef).expect !== "none",
+    );
+    const right = failureRows.filter((id) => {
+      const runs = mine.filter((r) => r.job.scenario === id);
+      return runs.length > 0 && runs.every((r) => r.wrong === 0 && r.actions.length > 0);
+    }).length;
+    const f1 = aggregate(
+      mine.filter((r) => r.job.scenario === "F1"),
+      factor,
+    );
+    const wrong = mine.reduce((sum, r) => sum + r.wrong, 0);
+    const failed = results.filter((r) => r.job.profile === profile && r.error).length;
+    const version = resolveProfile(profile).version;
+    return [
+      `${profile} (${version})`,
+      `${right}/${failureRows.length}`,
+      formatSpread(f1.detection, f1.runs, "never"),
+      formatSpread(f1.recovery, f1.runs, "never"),
+      String(wrong),
+      failed ? `${failed} failed run(s)` : "",
+    ];
+  });
+  return markdownTable(
+    ["Ollama profile", "failure rows answered right", "F1 detect", "F1 recover", "wrong actions", ""],
+    rows,
+    ["l", "r", "r", "r", "r", "l"],
+  );
+}
+
 async function main(): Promise<void> {
   const workerIndex = process.argv.indexOf("--worker");
   if (workerIndex >= 0) {
@@ -499,9 +584,10 @@ async function main(): Promise<void> {
   const windowOf = (id: string) => (SCENARIOS.find((s) => s.id === id) as ScenarioDef).windowEq;
   const fullJobs: Job[] = options.full
     ? FULL_SCENARIOS.flatMap((scenario) =>
-        (["watchdog", "bash"] as const).map((rule) => ({
+        options.rules.map((rule) => ({
           scenario,
           rule,
+          profile: DEFAULT_PROFILE.id,
           factor: 1,
           run: 1,
           stopWhenRecovered: true,
@@ -522,9 +608,10 @@ async function main(): Promise<void> {
   const jobs: Job[] = [];
   if (options.scaled) {
     for (let run = 1; run <= options.runs; run++)
-      for (const id of ids)
-        for (const rule of ["watchdog", "bash"] as const)
-          jobs.push({ scenario: id, rule, factor: options.factor, run });
+      for (const profile of options.profiles)
+        for (const id of ids)
+          for (const rule of options.rules)
+            jobs.push({ scenario: id, rule, profile, factor: options.factor, run });
   }
   let finishedJobs = 0;
   const scaledResults = await pool(jobs, options.jobs, async (job) => {
@@ -533,7 +620,9 @@ async function main(): Promise<void> {
     const what = result.error
       ? `FAILED ${result.error}`
       : `detection ${result.detectionMs === undefined ? "—" : `${seconds(result.detectionMs, job.factor).toFixed(0)} s`}, actions ${result.actions.map((a) => a.kind).join(",") || "none"}`;
-    progress(`${finishedJobs}/${jobs.length} ${job.scenario} ${job.rule} run ${job.run}: ${what}`);
+    progress(
+      `${finishedJobs}/${jobs.length} Ollama ${job.profile} ${job.scenario} ${job.rule} run ${job.run}: ${what}`,
+    );
     return result;
   });
   const fullResults = await fullDone;
@@ -549,6 +638,8 @@ async function main(): Promise<void> {
     loadavg: { before: loadBefore, after: loadAfter },
     wallSeconds: Math.round((performance.now() - began) / 1000),
     factor: options.factor,
+    profiles: options.profiles,
+    rules: options.rules,
     runs: options.runs,
     jobs: options.jobs,
     watchdogTimingsMs: w,
@@ -579,31 +670,41 @@ async function main(): Promise<void> {
         `Bash rule: every ${b.interval} ms, GPU < ${b.gpuBelowPercent} % and no request for ${b.idle} ms, ${b.maxRestarts} per ${b.window} ms, ${b.cooldown} ms apart.`,
     );
     lines.push("");
-    lines.push(renderTable(scaledResults, options.factor, ids));
-    const notes = ids.flatMap((id) =>
-      (["watchdog", "bash"] as const).flatMap((rule) => {
-        const cell = aggregate(
-          scaledResults.filter((r) => r.job.scenario === id && r.job.rule === rule),
-          options.factor,
-        );
-        return [
-          ...cell.notes.map((n) => `${id} ${rule}: ${n}`),
-          ...cell.errors.map((e) => `${id} ${rule}: FAILED RUN: ${e}`),
-        ];
-      }),
-    );
-    if (notes.length) {
+    lines.push(`Ollama profiles (simulator): ${options.profiles.join(", ")}; the watchdog on each:`);
+    lines.push("");
+    lines.push(renderProfileSummary(scaledResults, options.factor, ids, options.profiles));
+    for (const profile of options.profiles) {
       lines.push("");
-      lines.push("<details><summary>per-run notes</summary>");
+      lines.push(`### Ollama ${profile} (simulates ${resolveProfile(profile).version})`);
       lines.push("");
-      for (const note of notes) lines.push(`- ${note}`);
-      lines.push("");
-      lines.push("</details>");
+      lines.push(renderTable(scaledResults, options.factor, ids, profile, options.rules));
+      const notes = ids.flatMap((id) =>
+        options.rules.flatMap((rule) => {
+          const cell = aggregate(
+            scaledResults.filter(
+              (r) => r.job.scenario === id && r.job.rule === rule && r.job.profile === profile,
+            ),
+            options.factor,
+          );
+          return [
+            ...cell.notes.map((n) => `${id} ${rule}: ${n}`),
+            ...cell.errors.map((e) => `${id} ${rule}: FAILED RUN: ${e}`),
+          ];
+        }),
+      );
+      if (notes.length) {
+        lines.push("");
+        lines.push("<details><summary>per-run notes</summary>");
+        lines.push("");
+        for (const note of notes) lines.push(`- ${note}`);
+        lines.push("");
+        lines.push("</details>");
+      }
     }
   }
   if (fullResults.length) {
     lines.push("");
-    lines.push("## At the default timings (no scaling), one run each");
+    lines.push(`## At the default timings (no scaling), one run each, on Ollama ${DEFAULT_PROFILE.id}`);
     lines.push("");
     const rows = fullResults.map((r) => {
       const def = SCENARIOS.find((d) => d.id === r.job.scenario) as ScenarioDef;

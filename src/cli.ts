@@ -39,6 +39,7 @@ export function buildProgram(): Command {
     .command("run")
     .description("run the watchdog daemon (JSON logs on stdout; SIGTERM/SIGINT stop it)")
     .addOption(configOption())
+    .option("--web.config.file <file>", "TLS and basic auth for the HTTP endpoints (overrides webConfig:)")
     .action((opts) => exitWith(async () => (await import("./cli/run.js")).runCommand(opts)));
 
   program
@@ -84,6 +85,11 @@ export function buildProgram(): Command {
     .option("--fault <name>", "inject this fault at start (see --list-faults)")
     .option("--list-faults", "list the faults and exit")
     .option("--state-dir <dir>", "where the simulator keeps its fake nvidia-smi and GPU state")
+    .option(
+      "--ollama-version <v>",
+      "the Ollama release to reproduce (a profile id or a release; see --list-profiles)",
+    )
+    .option("--list-profiles", "list the Ollama versions the simulator reproduces and exit")
     .action((opts) => exitWith(async () => (await import("./cli/simulate.js")).simulateCommand(opts)));
 
   program
@@ -115,6 +121,13 @@ export function buildProgram(): Command {
     .command("check <file>")
     .description("validate a config file; exit 2 naming each bad key")
     .action((file) => exitWith(async () => (await import("./cli/config-check.js")).configCheckCommand(file)));
+
+  const notify = program.command("notify").description("notifications (notify: in the config)");
+  notify
+    .command("test")
+    .description("send a test message to every receiver and report each result; exit 1 if any failed")
+    .addOption(configOption())
+    .action((opts) => exitWith(async () => (await import("./cli/notify.js")).notifyTestCommand(opts)));
 
   program
     .command("demo")

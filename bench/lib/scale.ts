@@ -77,3 +77,19 @@ export function watchdogTimingDocument(t: WatchdogTimings): Record<string, unkno
     },
   };
 }
+
+/**
+ * The simulator's timing for a benchmark run: generation and load as the scenario tests use them,
+ * and Ollama's own waits (VRAM recovery 5 s, unload convergence ~0.25 s, health ping 10 s, GPU
+ * discovery ~0.5 s) divided by the same factor as the watchdog's.
+ */
+export function scaledSimulatorTiming(factor: number) {
+  return {
+    tokenIntervalMs: 10,
+    loadMs: 100,
+    vramRecoveryMs: Math.round(5_000 / factor),
+    vramConvergeMs: Math.round(250 / factor),
+    healthPingTimeoutMs: Math.max(FLOORS.apiTimeout, Math.round(10_000 / factor)),
+    discoveryMs: Math.round(500 / factor),
+  };
+}

@@ -1,5 +1,5 @@
 /**
- * One simulated Ollama for a benchmark, wired the way the scenario tests wire it: a restart
+ * One simulated Ollama (any profile) for a benchmark, wired the way the scenario tests wire it: a restart
  * supervisor standing in for systemd, a restart command the watchdog (or the bash rule) runs, a
  * server process title unique to this process, and the server's [GIN] request lines as events.
  */
@@ -21,7 +21,10 @@ export interface BenchTarget {
   restartArgv: string[];
   /** Regex source matching this process's title (the "ollama serve" the watchdog looks for). */
   serverPattern: string;
-  /** Regex source matching only this simulator's runners (their --model path lies in its stateDir). */
+  /**
+   * Regex source matching only this simulator's runners, whatever the profile calls the binary:
+   * their --model path lies in its stateDir (discovery children have no --model).
+   */
   runnerPattern: string;
   /** performance.now() of every restart the supervisor carried out. */
   restarts: number[];
@@ -67,7 +70,7 @@ export async function startBenchTarget(options: {
     url: simulator.url,
     restartArgv: supervisor.restartArgv,
     serverPattern: options.serverPattern,
-    runnerPattern: `^ollama runner --model ${escapeRegExp(stateDir)}/`,
+    runnerPattern: `\\s--model ${escapeRegExp(stateDir)}/`,
     restarts: supervisor.restarts,
     lastRequestAt: () => lastRequest,
     onRequest: (listener) => listeners.push(listener),

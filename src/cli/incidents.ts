@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { loadConfig } from "../config/load.js";
-import { silentLogger } from "../core/log.js";
+import { createLogger } from "../core/log.js";
 import type { IncidentSummary } from "../core/types.js";
 import { humanDuration, iso } from "../incidents/format.js";
 import { IncidentRecorder } from "../incidents/recorder.js";
@@ -13,7 +13,21 @@ function openView(configPath: string | undefined): IncidentsView | undefined {
   const { stateDir } = loadConfig(configPath);
   // Reading must not create the state directory (the CLI may run as another user than the daemon).
   if (!existsSync(IncidentStore.dirOf(stateDir))) return undefined;
-  return IncidentRecorder.read(stateDir, silentLogger());
+  return IncidentRecorder.read(stateDir, stderrWarnings());
+}
+
+/** Warnings about skipped incident files, one readable line each on stderr (stdout stays the data). */
+function stderrWarnings() {
+  return createLogger({
+    level: "warn",
+    destination: {
+      write(line: string) {
+        const { msg, file, line: at, why } = JSON.parse(line) as Record<string, unknown>;
+        const where = [file, at].filter((x) => x !== undefined).join(":");
+        process.stderr.write(`warning: ${msg}: ${where}${why ? ` (${why})` : ""}\n`);
+      },
+    },
+  });
 }
 
 /** A plain-text table: one row per incident, newest first. Pure. */

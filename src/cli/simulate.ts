@@ -1,4 +1,5 @@
 import { FAULTS, findFault } from "../simulator/faults/index.js";
+import { DEFAULT_PROFILE, OLLAMA_PROFILES, resolveProfile } from "../simulator/profiles.js";
 import { startSimulator } from "../simulator/simulator.js";
 import type { FaultSpec, SimulatorTiming } from "../simulator/types.js";
 
@@ -14,7 +15,18 @@ export async function simulateCommand(opts: {
   fault?: string;
   listFaults?: boolean;
   stateDir?: string;
+  ollamaVersion?: string;
+  listProfiles?: boolean;
 }): Promise<number> {
+  if (opts.listProfiles) {
+    for (const profile of OLLAMA_PROFILES) {
+      const isDefault = profile === DEFAULT_PROFILE ? " (default)" : "";
+      process.stdout.write(
+        `${profile.id.padEnd(6)} ${profile.version.padEnd(8)} covers ${profile.covers}, checked against ${profile.checkedAgainst}${isDefault}\n`,
+      );
+    }
+    return 0;
+  }
   if (opts.listFaults) {
     for (const fault of FAULTS) {
       const params = fault.params ? ` [${fault.params}]` : "";
@@ -25,6 +37,12 @@ export async function simulateCommand(opts: {
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`simulate: --port must be a port number, got "${opts.port}"\n`);
+    return 2;
+  }
+  try {
+    resolveProfile(opts.ollamaVersion);
+  } catch (error) {
+    process.stderr.write(`simulate: --ollama-version: ${(error as Error).message}\n`);
     return 2;
   }
   if (opts.fault && !findFault(opts.fault)) {
@@ -47,6 +65,7 @@ export async function simulateCommand(opts: {
   const simulator = await startSimulator({
     port,
     host: opts.host,
+    ...(opts.ollamaVersion ? { ollamaVersion: opts.ollamaVersion } : {}),
     ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
     ...(opts.fault ? { fault: { ...faultParams, name: opts.fault } as FaultSpec } : {}),
     ...(timing ? { timing } : {}),
@@ -57,7 +76,9 @@ export async function simulateCommand(opts: {
     // A crash is a crash: the process exits (status 2, like a Go panic) and a supervisor restarts it.
     onCrash: () => process.exit(2),
   });
-  process.stdout.write(`simulator listening on ${simulator.url} (nvidia-smi: ${simulator.nvidiaSmiPath})\n`);
+  process.stdout.write(
+    `simulator listening on ${simulator.url} as Ollama ${simulator.profile.version} (nvidia-smi: ${simulator.nvidiaSmiPath}, journalctl: ${simulator.journalctlPath})\n`,
+  );
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));

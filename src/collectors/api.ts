@@ -4,6 +4,9 @@ import { type Collector, endpoint, fetchWithSignal } from "./collector.js";
 
 export type ApiLiveness = Observation["api"];
 
+/** {"version":"0.12.5"}: anything much larger is not Ollama. */
+const VERSION_MAX_BYTES = 64 * 1024;
+
 /**
  * Liveness: GET /api/version under detection.apiTimeout. A server that does not answer is an
  * observation (up: false), not a collector failure: the collector did its job.
@@ -14,6 +17,7 @@ export const apiCollector: Collector<ApiLiveness> = {
     const timeoutMs = ctx.config.detection.apiTimeout;
     const result = await fetchJson<{ version?: unknown }>(endpoint(ctx.target.url, "/api/version"), {
       timeoutMs,
+      maxBytes: VERSION_MAX_BYTES,
       fetch: fetchWithSignal(ctx.fetch, ctx.signal),
     });
     const latencyMs = Math.round(result.latencyMs);

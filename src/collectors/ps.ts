@@ -95,6 +95,8 @@ function attachBlobs(models: LoadedModel[], url: string, timeoutMs: number, fetc
       fetch,
       method: "POST",
       body: { model: model.name },
+      // The Modelfile, template, license and model_info: a few hundred KiB for large models.
+      maxBytes: 4 * 1024 * 1024,
     })
       .then((shown) => {
         const found = shown.ok ? blobFromModelfile(shown.body?.modelfile) : undefined;

@@ -13,12 +13,16 @@ export function parseTagsResponse(body: unknown): string[] {
     .filter((name) => name !== "");
 }
 
+/** About 0.5 KiB per installed model: room for ~16,000 of them. */
+const TAGS_MAX_BYTES = 8 * 1024 * 1024;
+
 export const tagsCollector: Collector<{ models: string[]; latencyMs: number }> = {
   name: "tags",
   async collect(ctx) {
     const timeoutMs = ctx.config.detection.apiTimeout;
     const result = await fetchJson<unknown>(endpoint(ctx.target.url, "/api/tags"), {
       timeoutMs,
+      maxBytes: TAGS_MAX_BYTES,
       fetch: fetchWithSignal(ctx.fetch, ctx.signal),
     });
     if (result.timedOut) throw new Error(`/api/tags did not answer within ${timeoutMs}ms`);

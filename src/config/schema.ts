@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { notifySchema } from "../notify/schema.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { isUnitName, UNIT_NAME_RULE } from "./names.js";
 
@@ -221,6 +222,8 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
     listen: v.optional(listenAddress, "127.0.0.1:11464"),
     stateDir: v.optional(text(), "/var/lib/ollama-watchdog"),
     textfile: v.optional(v.nullable(text()), null),
+    /** TLS and basic auth for the HTTP endpoints: a Prometheus-exporter web-config file (docs/fleet.md). */
+    webConfig: v.optional(v.nullable(text()), null),
     procRoot: v.optional(text(), "/proc"),
     targets: v.optional(
       v.pipe(
@@ -289,6 +292,7 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
       }),
       {},
     ),
+    notify: v.optional(notifySchema(duration), {}),
     /** Peer watchdogs shown by `status` and the live page's fleet panel (docs/fleet.md). */
     fleet: v.optional(
       v.pipe(
@@ -298,6 +302,8 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
               v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '_', '.', '-'")),
             ),
             url: ollamaUrl,
+            /** For a peer whose webConfig asks for basic auth: the user and a file holding the password. */
+            basicAuth: v.optional(v.strictObject({ username: text(64), passwordFile: text() })),
           }),
         ),
         v.maxLength(256, "at most 256 peers"),

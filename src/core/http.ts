@@ -27,10 +27,52 @@ export interface JsonResult<T> {
   error?: string;
 }
 
-/** GET/POST JSON under a deadline; never throws. */
+/** What a JSON answer may weigh unless the caller says otherwise (Ollama's /api/ps is a few KiB). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export class BodyTooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`answer larger than ${formatBytes(maxBytes)}`);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes % 1048576 === 0 ? `${bytes / 1048576} MiB` : `${Math.round(bytes / 1024)} KiB`;
+}
+
+/**
+ * Reads a response body as UTF-8 text, at most `maxBytes`: past the cap the stream is cancelled
+ * (the connection is dropped) and BodyTooLargeError thrown, so a server that never ends its answer
+ * costs `maxBytes` of memory, not all it can send before the deadline. The caller's abort signal
+ * still ends a slow drip.
+ */
+export async function readBodyCapped(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > maxBytes) {
+    await response.body.cancel().catch(() => undefined);
+    throw new BodyTooLargeError(maxBytes);
+  }
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
+}
+
+/** GET/POST JSON under a deadline and a size cap (`maxBytes`, 1 MiB by default); never throws. */
 export async function fetchJson<T>(
   url: string,
-  options: { timeoutMs: number; fetch?: FetchFn; method?: string; body?: unknown },
+  options: { timeoutMs: number; fetch?: FetchFn; method?: string; body?: unknown; maxBytes?: number },
 ): Promise<JsonResult<T>> {
   const doFetch = options.fetch ?? httpFetch;
   const started = performance.now();
@@ -42,7 +84,14 @@ export async function fetchJson<T>(
       init.headers = { "content-type": "application/json" };
     }
     const response = await doFetch(url, init);
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await readBodyCapped(response, options.maxBytes ?? DEFAULT_MAX_BODY_BYTES);
+    } catch (error) {
+      if (!(error instanceof BodyTooLargeError)) throw error;
+      const latencyMs = performance.now() - started;
+      return { ok: false, status: response.status, latencyMs, timedOut: false, error: error.message };
+    }
     const latencyMs = performance.now() - started;
     let body: T | undefined;
     try {

@@ -21,6 +21,8 @@ import type {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { decide, initialMemory, type TargetMemory } from "../detector/decide.js";
+import { peersFromConfig } from "../fleet/fleet.js";
+import { FleetPoller } from "../fleet/poller.js";
 import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
@@ -29,6 +31,7 @@ import { createExecutor, type Executor } from "../remediation/executor.js";
 import { Ledger } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
+import { exposureWarning, loadWebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -68,6 +71,7 @@ export class Watchdog {
   readonly telemetry: Telemetry;
   readonly incidents: IncidentRecorder;
   readonly history = new History();
+  private readonly fleet: FleetPoller;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly notifier: Notifier;
@@ -80,6 +84,7 @@ export class Watchdog {
   private tickInProgress: Promise<void> | undefined;
   private stopping = false;
   private server: HttpServer | undefined;
+  private notifications: { stop(deadlineMs: number): Promise<void> } | undefined;
   private hostInFlight: Promise<void> | undefined;
   private latestHost: { result: HostObservation; mono: number } | undefined;
 
@@ -125,6 +130,10 @@ export class Watchdog {
       },
     }));
     this.telemetry = new Telemetry({ getSnapshot: () => this.snapshot() });
+    this.fleet = new FleetPoller(peersFromConfig(config.fleet), {
+      everyMs: Math.max(config.interval, 5000),
+      timeoutMs: 3000,
+    });
   }
 
   /** Opens the ledger, binds the listener, starts ticking. */
@@ -139,12 +148,24 @@ export class Watchdog {
     });
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
+    if (options.config.notify.receivers.length) {
+      // loaded only where a receiver is configured
+      const { Notifications } = await import("../notify/notifications.js");
+      watchdog.notifications = new Notifications({
+        config: options.config.notify,
+        listenUrl: watchdog.url,
+        clock,
+        log,
+        registry: watchdog.telemetry.registry,
+      }).attach(watchdog.incidents, watchdog.events);
+    }
     watchdog.notifier.ready(`listening on ${watchdog.url}`);
     watchdog.log.info(
       { url: watchdog.url, targets: options.config.targets.map((t) => t.name), version: VERSION },
       "watchdog started",
     );
     watchdog.schedule(0);
+    watchdog.fleet.start();
     return watchdog;
   }
 
@@ -160,12 +181,21 @@ export class Watchdog {
         healthy: () => this.loopHealthy(),
       }),
       ...pageRoutes({
+        fleet: () => this.fleet.view(),
         snapshot: () => this.snapshot(),
         incidents: this.incidents,
         history: this.history,
       }),
     ];
-    this.server = await startHttpServer(this.config.listen, routes, this.log.child({ component: "http" }));
+    const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
+    const exposed = exposureWarning(this.config.listen, web);
+    if (exposed) this.log.warn({ listen: this.config.listen }, exposed);
+    this.server = await startHttpServer(
+      this.config.listen,
+      routes,
+      this.log.child({ component: "http" }),
+      web,
+    );
   }
 
   /** The loop is alive when a tick finished within three intervals (or it just started). */
@@ -408,6 +438,7 @@ export class Watchdog {
     this.stopping = true;
     this.notifier.stopping();
     clearTimeout(this.timer);
+    this.fleet.stop();
     await this.tickInProgress;
     for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
     const pending = this.targets.flatMap((t) => [...t.pending]);
@@ -415,6 +446,7 @@ export class Watchdog {
       Promise.allSettled(pending),
       new Promise((resolve) => setTimeout(resolve, 5000).unref()),
     ]);
+    await this.notifications?.stop(5000);
     await this.server?.close();
     this.log.info("watchdog stopped");
   }

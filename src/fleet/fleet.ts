@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../config/load.js";
+import type { Config } from "../config/schema.js";
 import { type FetchFn, fetchJson } from "../core/http.js";
 import type { IncidentSummary, WatchdogState } from "../core/types.js";
 import { inRotation } from "../remediation/drain.js";
@@ -12,6 +15,26 @@ export interface FleetPeer {
   name: string;
   /** The peer watchdog's base URL (its `listen` address), e.g. http://10.0.0.11:11464. */
   url: string;
+  /** `Basic …` for a peer behind basic auth. */
+  authorization?: string;
+}
+
+/** The config's `fleet:` list as peers (reads each basicAuth.passwordFile; a missing one is a config error). */
+export function peersFromConfig(fleet: Config["fleet"]): FleetPeer[] {
+  return fleet.map((peer) => {
+    const result: FleetPeer = { name: peer.name ?? peerName(peer.url), url: peer.url };
+    if (peer.basicAuth) {
+      let password: string;
+      try {
+        password = readFileSync(peer.basicAuth.passwordFile, "utf8").replace(/\r?\n$/, "");
+      } catch (error) {
+        const message = `fleet: ${peer.url}: basicAuth.passwordFile: cannot read ${peer.basicAuth.passwordFile} (${(error as NodeJS.ErrnoException).code})`;
+        throw new ConfigError(message, [message]);
+      }
+      result.authorization = `Basic ${Buffer.from(`${peer.basicAuth.username}:${password}`).toString("base64")}`;
+    }
+    return result;
+  });
 }
 
 /** One target as a peer's /api/status reports it (DESIGN.md §7). */
@@ -53,7 +76,15 @@ export async function fetchFleet(
   const rows = await Promise.all(
     peers.map(async (peer): Promise<FleetRow[]> => {
       const base = peer.url.replace(/\/$/, "");
-      const result = await fetchJson<{ targets?: PeerTarget[] }>(`${base}/api/status`, options);
+      const doFetch = options.fetch ?? fetch;
+      const authorization = peer.authorization;
+      const peerFetch: FetchFn = authorization
+        ? (url, init) => doFetch(url, { ...init, headers: { ...(init?.headers ?? {}), authorization } })
+        : doFetch;
+      const result = await fetchJson<{ targets?: PeerTarget[] }>(`${base}/api/status`, {
+        ...options,
+        fetch: peerFetch,
+      });
       const targets = result.body?.targets;
       if (!result.ok || !Array.isArray(targets)) {
         const why = result.timedOut

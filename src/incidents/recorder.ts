@@ -60,15 +60,11 @@ export class IncidentRecorder {
   /** Read-only access for the CLI: loads what is on disk, records nothing. */
   static read(stateDir: string, log: Logger): Pick<IncidentRecorder, "list" | "get" | "lastIncident"> {
     const store = new IncidentStore(IncidentStore.dirOf(stateDir), log, { readOnly: true });
-    const incidents = [...store.loadAll().values()].map(replay).filter((i): i is Incident => i !== undefined);
-    return readView(incidents);
+    return readView(replayAll(store));
   }
 
   private load(): void {
-    for (const [id, events] of this.store.loadAll()) {
-      const incident = replay(events);
-      if (incident) this.incidents.set(id, incident);
-    }
+    for (const incident of replayAll(this.store)) this.incidents.set(incident.id, incident);
     const now = this.clock.now();
     for (const incident of this.newestFirst()) {
       if (incident.finished) continue;
@@ -224,4 +220,18 @@ function readView(incidents: Incident[]): Pick<IncidentRecorder, "list" | "get" 
       return incident && summaryOf(incident);
     },
   };
+}
+
+/** Replays every stored incident; one that replay cannot make sense of is set aside, not fatal. */
+function replayAll(store: IncidentStore): Incident[] {
+  const incidents: Incident[] = [];
+  for (const [id, events] of store.loadAll()) {
+    try {
+      const incident = replay(events);
+      if (incident) incidents.push(incident);
+    } catch (error) {
+      store.setAside(id, `replay failed: ${(error as Error).message}`);
+    }
+  }
+  return incidents;
 }

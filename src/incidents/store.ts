@@ -6,27 +6,34 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../core/log.js";
 import type { IncidentEvent } from "./types.js";
+import { parseIncidentEvent } from "./validate.js";
 
 /**
  * One append-only JSON-lines file per incident under `<stateDir>/incidents/`. Each append is
  * fsync'd; a torn last line (crash mid-write) is skipped on load with a warning, and the next
- * append starts on a fresh line so it cannot glue itself onto the torn one.
+ * append starts on a fresh line so it cannot glue itself onto the torn one. A line that is not a
+ * well-formed event (validate.ts) is skipped the same way; a file that cannot be read or does not
+ * open with its own "opened" event is set aside as `<id>.jsonl.bad-<ms>` (read-only: only skipped),
+ * with a warning: a bad file never stops the daemon or the CLI.
  */
 export class IncidentStore {
   private readonly needsNewline = new Set<string>();
+  private readonly readOnly: boolean;
 
   constructor(
     readonly dir: string,
     private readonly log: Logger,
     options: { readOnly?: boolean } = {},
   ) {
-    if (options.readOnly) return;
+    this.readOnly = options.readOnly ?? false;
+    if (this.readOnly) return;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
   }
@@ -35,25 +42,55 @@ export class IncidentStore {
     return join(stateDir, "incidents");
   }
 
-  /** Every incident's events, by id. Unreadable lines are skipped and logged. */
+  /** Every incident's events, by id. Unreadable lines are skipped, unreadable files set aside; both logged. */
   loadAll(): Map<string, IncidentEvent[]> {
     const all = new Map<string, IncidentEvent[]>();
     for (const name of readdirSync(this.dir).sort()) {
       if (!name.endsWith(".jsonl")) continue;
       const id = name.slice(0, -".jsonl".length);
-      const text = readFileSync(join(this.dir, name), "utf8");
-      if (text.length && !text.endsWith("\n")) this.needsNewline.add(id);
+      let text: string;
+      try {
+        text = readFileSync(join(this.dir, name), "utf8");
+      } catch (error) {
+        this.setAside(id, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+        continue;
+      }
       const events: IncidentEvent[] = [];
       text.split("\n").forEach((line, index) => {
         if (!line.trim()) return;
-        const event = parseEvent(line);
+        const event = parseIncidentEvent(line);
         if (event) events.push(event);
         else this.log.warn({ file: name, line: index + 1 }, "skipping a torn or corrupt incident line");
       });
-      if (events[0]?.type === "opened") all.set(id, events);
-      else this.log.warn({ file: name }, "skipping an incident file without its opening event");
+      const first = events[0];
+      if (first?.type !== "opened" || first.id !== id) {
+        this.setAside(id, "it does not start with its own opening event");
+        continue;
+      }
+      if (text.length && !text.endsWith("\n")) this.needsNewline.add(id);
+      all.set(id, events);
     }
     return all;
+  }
+
+  /** Moves an incident file the watchdog cannot use out of the way (renamed, never deleted). */
+  setAside(id: string, why: string): void {
+    const file = this.fileOf(id);
+    if (this.readOnly) {
+      this.log.warn({ file, why }, "skipping an unreadable incident file");
+      return;
+    }
+    const aside = `${file}.bad-${Date.now()}`;
+    try {
+      renameSync(file, aside);
+      this.log.warn({ file, why, movedTo: aside }, "set aside an unreadable incident file");
+    } catch (error) {
+      this.log.warn(
+        { file, why, error: (error as Error).message },
+        "skipping an unreadable incident file (could not set it aside)",
+      );
+    }
+    this.needsNewline.delete(id);
   }
 
   append(id: string, events: IncidentEvent[]): void {
@@ -78,16 +115,4 @@ export class IncidentStore {
   private fileOf(id: string): string {
     return join(this.dir, `${id}.jsonl`);
   }
-}
-
-function parseEvent(line: string): IncidentEvent | undefined {
-  try {
-    const value: unknown = JSON.parse(line);
-    if (value && typeof value === "object" && typeof (value as { type?: unknown }).type === "string") {
-      return value as IncidentEvent;
-    }
-  } catch {
-    // A torn line: reported by the caller.
-  }
-  return undefined;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { Snapshot } from "../core/types.js";
+import type { FleetView } from "../fleet/poller.js";
 import type { IncidentRecorder } from "../incidents/recorder.js";
 import { renderMarkdown } from "../incidents/report.js";
 import { type Route, sendJson } from "../server/route.js";
@@ -15,6 +16,8 @@ export interface PageDependencies {
   snapshot: () => Snapshot;
   incidents: Pick<IncidentRecorder, "list" | "get" | "onChange">;
   history: History;
+  /** The fleet panel's data (peer watchdogs polled in the background); absent: no panel. */
+  fleet?: () => FleetView;
   /** Seconds between SSE keep-alive comments. Default 20. */
   keepAliveMs?: number;
 }
@@ -114,6 +117,11 @@ export function pageRoutes(deps: PageDependencies): Route[] {
           points: history.series(target, Number.isNaN(since) ? Number.NEGATIVE_INFINITY : since),
         });
       },
+    },
+    {
+      method: "GET",
+      path: "/api/fleet",
+      handle: (_req, res) => sendJson(res, 200, deps.fleet?.() ?? { peers: 0, fetchedWall: null, hosts: [] }),
     },
     {
       method: "GET",

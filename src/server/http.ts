@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../core/log.js";
 import { type Route, sendJson } from "./route.js";
+import { type WebConfig, webGate } from "./web-config.js";
 
 export interface HttpServer {
-  /** http://host:port actually bound (port 0 resolved). */
+  /** http(s)://host:port actually bound (port 0 resolved). */
   url: string;
   close(): Promise<void>;
 }
@@ -25,10 +27,18 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 /**
  * The daemon's HTTP server: a route table and nothing else. Modules contribute routes; a handler
- * that throws answers 500 and is logged, never crashes the daemon.
+ * that throws answers 500 and is logged, never crashes the daemon. With a web config: TLS and
+ * basic auth in front of every route (src/server/web-config.ts).
  */
-export async function startHttpServer(listen: string, routes: Route[], log: Logger): Promise<HttpServer> {
+export async function startHttpServer(
+  listen: string,
+  routes: Route[],
+  log: Logger,
+  web?: WebConfig,
+): Promise<HttpServer> {
+  const gate = web ? webGate(web) : undefined;
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    if (gate && !(await gate(req, res))) return;
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     for (const route of routes) {
       const params = matches(route, req, path);
@@ -44,7 +54,9 @@ export async function startHttpServer(listen: string, routes: Route[], log: Logg
     }
     sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
   };
-  const server: Server = createServer((req, res) => void handler(req, res));
+  const server: Server = web?.tls
+    ? createHttpsServer({ cert: web.tls.cert, key: web.tls.key }, (req, res) => void handler(req, res))
+    : createServer((req, res) => void handler(req, res));
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -59,7 +71,7 @@ export async function startHttpServer(listen: string, routes: Route[], log: Logg
   const address = server.address() as AddressInfo;
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
-    url: `http://${shownHost}:${address.port}`,
+    url: `${web?.tls ? "https" : "http"}://${shownHost}:${address.port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -7,6 +7,8 @@ export interface CatalogModel {
   sizeBytes: number;
   contextLength: number;
   parameterSize: string;
+  /** Embedding-only: /api/embed answers, /api/generate and /api/chat answer 400. */
+  embedding: boolean;
   family: string;
   quantization: string;
   /** sha256 hex of the (fake) model blob. */
@@ -19,10 +21,14 @@ export interface CatalogModel {
 export const DEFAULT_MODELS: ModelSpec[] = [
   { name: "llama3.2:1b", sizeBytes: 1_321_098_329, contextLength: 131_072, parameterSize: "1.2B" },
   { name: "qwen2.5:0.5b", sizeBytes: 397_821_319, contextLength: 32_768, parameterSize: "494.03M" },
+  {
+    name: "nomic-embed-text:latest",
+    sizeBytes: 274_302_450,
+    contextLength: 2048,
+    parameterSize: "137M",
+    embedding: true,
+  },
 ];
-
-/** Ollama's default num_ctx when a request does not set one. */
-export const DEFAULT_NUM_CTX = 4096;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -34,12 +40,13 @@ export function normalizeModelName(name: string): string {
 export function buildCatalog(specs: ModelSpec[]): CatalogModel[] {
   return specs.map((spec) => {
     const name = normalizeModelName(spec.name);
-    const family = name.replace(/[:\d.].*$/, "") || "llama";
+    const family = spec.embedding ? "nomic-bert" : name.replace(/[:\d.].*$/, "") || "llama";
     return {
       name,
       sizeBytes: spec.sizeBytes ?? 1_000_000_000,
       contextLength: spec.contextLength ?? 32_768,
       parameterSize: spec.parameterSize ?? "1B",
+      embedding: spec.embedding === true,
       family,
       quantization: "Q4_K_M",
       blobDigest: sha256(`blob:${name}`),

@@ -17,8 +17,8 @@ function packageRoot(): string {
   }
 }
 
-/** Built child-process entries (tsup): the runner and the fake nvidia-smi. */
-export function distEntry(name: "simulator-runner" | "fake-nvidia-smi"): string {
+/** Built child-process entries (tsup): the runner, the fake nvidia-smi and the journalctl stand-in. */
+export function distEntry(name: "simulator-runner" | "fake-nvidia-smi" | "fake-journalctl"): string {
   const path = join(packageRoot(), "dist", `${name}.js`);
   if (!existsSync(path)) throw new Error(`${path} is missing: build first (npx tsup)`);
   return path;

@@ -7,10 +7,12 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { distEntry } from "./dist-paths.js";
+import { type OllamaProfile, runnerArgs } from "./profiles.js";
 import {
   type CompletionLine,
   type CompletionRequest,
   RUNNER_CONFIG_ENV,
+  RUNNER_PROGRAM_ENV,
   type RunnerConfig,
   type RunnerMode,
 } from "./runner-protocol.js";
@@ -23,17 +25,19 @@ export interface RunnerExit {
   description: string;
 }
 
-/** Raised when the runner dies under a request: Ollama answers 500 with this message. */
-export class RunnerTerminatedError extends Error {
-  constructor(exit: RunnerExit) {
-    super(`llama runner process has terminated: ${exit.description}`);
-  }
-}
+/** A load that failed, in the profile's words ("llama runner process has terminated: signal: killed"). */
+export class LoadFailedError extends Error {}
 
-/** The request never reached the runner: it had already died (Ollama's ping before reuse finds this). */
+/** The request never reached the runner: it had already died. */
 export class RunnerUnreachableError extends Error {}
 
-async function freePort(): Promise<number> {
+/** Ollama's error when a runner's stream breaks off (llm/server.go, every profile). */
+export const STREAM_BROKE_MESSAGE = "an error was encountered while running the model: unexpected EOF";
+
+/** The title is written over the original argv, so the original must be at least as long: pad it. */
+export const TITLE_PADDING = `--sim-title-room=${"x".repeat(96)}`;
+
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once("error", reject);
@@ -53,6 +57,8 @@ export class RunnerHandle {
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
+    /** The command line as `ps` shows it (and as Ollama logs it in "starting runner"). */
+    readonly commandLine: string,
   ) {
     this.exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
@@ -71,6 +77,7 @@ export class RunnerHandle {
   }
 
   static async spawn(options: {
+    profile: OllamaProfile;
     blobPath: string;
     numCtx: number;
     numParallel: number;
@@ -79,27 +86,16 @@ export class RunnerHandle {
     onOutput: (line: string) => void;
   }): Promise<RunnerHandle> {
     const port = await freePort();
-    const args = [
-      "runner",
-      "--model",
-      options.blobPath,
-      "--ctx-size",
-      String(options.numCtx),
-      "--batch-size",
-      "512",
-      "--n-gpu-layers",
-      "999",
-      "--threads",
-      "2",
-      "--parallel",
-      String(options.numParallel),
-      "--port",
-      String(port),
-    ];
-    const child = spawn(process.execPath, [distEntry("simulator-runner"), ...args], {
-      argv0: "ollama",
+    const args = runnerArgs(options.profile, { ...options, port });
+    const program = options.profile.runner.program;
+    const child = spawn(process.execPath, [distEntry("simulator-runner"), ...args, TITLE_PADDING], {
+      argv0: program,
       stdio: ["ignore", "pipe", "pipe", "ipc"],
-      env: { ...process.env, [RUNNER_CONFIG_ENV]: JSON.stringify(options.config) },
+      env: {
+        ...process.env,
+        [RUNNER_CONFIG_ENV]: JSON.stringify(options.config),
+        [RUNNER_PROGRAM_ENV]: program,
+      },
     });
     child.channel?.unref();
     for (const stream of [child.stdout, child.stderr]) {
@@ -112,25 +108,47 @@ export class RunnerHandle {
       child.once("spawn", resolve);
       child.once("error", reject);
     });
-    return new RunnerHandle(child, port);
+    return new RunnerHandle(child, port, [program, ...args].join(" "));
   }
 
   kill(signal: NodeJS.Signals = "SIGKILL"): void {
     if (this.alive) this.child.kill(signal);
   }
 
-  /** Polls /health until the model is loaded; fails if the runner dies or the deadline passes. */
-  async waitLoaded(timeoutMs: number, cancelled: () => boolean): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
+  /**
+   * WaitUntilRunning: polls /health until the model is loaded. Fails, in the profile's words, when
+   * the runner dies, the deadline passes, or the requesting client goes away (the load runs under
+   * its context).
+   */
+  async waitLoaded(options: {
+    timeoutMs: number;
+    cancelled: () => boolean;
+    clientSignal: AbortSignal;
+    wording: OllamaProfile["wording"];
+  }): Promise<void> {
+    const { wording, clientSignal } = options;
+    const deadline = performance.now() + options.timeoutMs;
     let delay = 10;
     while (performance.now() < deadline) {
-      if (this.exit) throw new RunnerTerminatedError(this.exit);
-      if (cancelled()) throw new Error("load cancelled");
+      if (clientSignal.aborted) throw new LoadFailedError(`${wording.loadTimedOut}: context canceled`);
+      if (this.exit) throw new LoadFailedError(`${wording.terminated}: ${this.exit.description}`);
+      if (options.cancelled()) throw new Error("load cancelled");
       if ((await this.call("GET", "/health", undefined, 1000).catch(() => 0)) === 200) return;
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, delay)), this.exited]);
+      await Promise.race([
+        new Promise((resolve) => setTimeout(resolve, delay)),
+        this.exited,
+        new Promise((resolve) => clientSignal.addEventListener("abort", resolve, { once: true })),
+      ]);
       delay = Math.min(delay * 2, 100);
     }
-    throw new Error("timed out waiting for llama runner to start");
+    throw new LoadFailedError(`${wording.loadTimedOut} - progress 0.00 - `);
+  }
+
+  /** needsReload's Ping: true when /health answers within the deadline; a client that leaves ends it. */
+  async ping(timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    if (!this.alive) return false;
+    const status = await this.call("GET", "/health", undefined, timeoutMs, signal).catch(() => 0);
+    return status === 200;
   }
 
   async setMode(mode: RunnerMode): Promise<void> {
@@ -144,15 +162,7 @@ export class RunnerHandle {
     signal: AbortSignal,
   ): Promise<Extract<CompletionLine, { done: true }>> {
     return new Promise((resolve, reject) => {
-      const fail = async () => {
-        // A socket error usually arrives before the exit event: wait briefly for Ollama's wording.
-        const exit = await Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(r, 1000))]);
-        reject(
-          exit
-            ? new RunnerTerminatedError(exit)
-            : new Error("an error was encountered while running the model: unexpected EOF"),
-        );
-      };
+      const fail = () => reject(new Error(STREAM_BROKE_MESSAGE));
       const req = request(
         { host: "127.0.0.1", port: this.port, method: "POST", path: "/completion", signal },
         (res) => {
@@ -161,7 +171,7 @@ export class RunnerHandle {
             if (finished) return;
             finished = true;
             if (signal.aborted) reject(new Error("aborted"));
-            else void fail();
+            else fail();
           };
           const lines = createInterface({ input: res });
           lines.on("line", (line) => {
@@ -180,22 +190,27 @@ export class RunnerHandle {
       req.on("error", (error: NodeJS.ErrnoException) => {
         if (signal.aborted) reject(new Error("aborted"));
         else if (error.code === "ECONNREFUSED") reject(new RunnerUnreachableError());
-        else void fail();
+        else fail();
       });
       req.end(JSON.stringify(body));
     });
   }
 
-  private call(method: string, path: string, body: unknown, timeoutMs: number): Promise<number> {
+  private call(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    cancel?: AbortSignal,
+  ): Promise<number> {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = cancel ? AbortSignal.any([deadline, cancel]) : deadline;
     return new Promise((resolve, reject) => {
-      const req = request(
-        { host: "127.0.0.1", port: this.port, method, path, signal: AbortSignal.timeout(timeoutMs) },
-        (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-          res.on("error", reject);
-        },
-      );
+      const req = request({ host: "127.0.0.1", port: this.port, method, path, signal }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", reject);
+      });
       req.on("error", reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });

@@ -1,31 +1,40 @@
 /**
  * A model runner: the child process the simulator starts per loaded model. Its command line reads
- * like Ollama's (`ollama runner --model …/blobs/sha256-… --port N`), it burns CPU per generated
- * token and none when idle, and it can be told to deadlock, spin or stall. SIGSTOP and SIGKILL act
- * on it for real.
+ * like the profile's (`ollama runner --model …/blobs/sha256-… --port N`, `…/llama-server --model …`),
+ * it burns CPU per generated token and none when idle, and it can be told to deadlock, spin or
+ * stall. SIGSTOP and SIGKILL act on it for real. Started without `--model` it is a GPU-discovery
+ * child: it lives briefly and exits.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import {
   type CompletionLine,
   type CompletionRequest,
+  DISCOVERY_MS_ENV,
   RUNNER_CONFIG_ENV,
+  RUNNER_PROGRAM_ENV,
   type RunnerConfig,
   type RunnerMode,
 } from "./runner-protocol.js";
 import { Wakeup } from "./wakeup.js";
 import { tokenText } from "./wire.js";
 
-const argv = process.argv.slice(2);
+const argv = process.argv.slice(2).filter((arg) => !arg.startsWith("--sim-title-room="));
 const argValue = (flag: string) => {
   const index = argv.indexOf(flag);
   return index >= 0 ? argv[index + 1] : undefined;
 };
 const port = Number(argValue("--port"));
-const modelPath = argValue("--model") ?? "";
 const config = JSON.parse(process.env[RUNNER_CONFIG_ENV] ?? "{}") as RunnerConfig;
 
-// The original argv (node + script path + these args) is longer than the title, so it fits.
-process.title = ["ollama", ...argv].join(" ");
+// The original argv (node + script path + these args + padding) is longer than the title, so it fits.
+process.title = [process.env[RUNNER_PROGRAM_ENV] ?? "ollama", ...argv].join(" ");
+
+const discoveryMs = process.env[DISCOVERY_MS_ENV];
+if (discoveryMs !== undefined) {
+  // A GPU-discovery child reports the devices and is stopped (discover/runner.go, discover/llama_server.go).
+  setTimeout(() => process.exit(0), Number(discoveryMs));
+  process.on("disconnect", () => process.exit(0));
+}
 
 let mode: RunnerMode = config.mode ?? { kind: "normal" };
 let loaded = false;
@@ -73,6 +82,13 @@ async function mayProceed(id: symbol, closed: () => boolean): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The text of chunk i of an answer in this style. */
+function chunkText(style: CompletionRequest["style"], index: number): string {
+  if (style === "degenerate") return "G".repeat(1 + (index % 3));
+  if (style === "degenerate-same") return "G";
+  return tokenText(index);
+}
+
 async function complete(
   request: CompletionRequest,
   res: ServerResponse,
@@ -81,13 +97,16 @@ async function complete(
   const id = Symbol("generation");
   if (mode.kind === "wedged") process.stderr.write("CUDA error: unspecified launch failure\n");
   res.writeHead(200, { "content-type": "application/x-ndjson" });
+  const style = request.style ?? "normal";
+  const wanted =
+    style === "empty" ? 0 : style.startsWith("degenerate") ? Number.POSITIVE_INFINITY : request.tokens;
   try {
     let produced = 0;
-    while (produced < request.tokens) {
+    while (produced < wanted) {
       if (!(await mayProceed(id, closed))) return;
       const started = performance.now();
       burnCpu(Math.min(config.cpuMsPerToken, config.tokenIntervalMs));
-      const line: CompletionLine = { content: tokenText(produced) };
+      const line: CompletionLine = { content: chunkText(style, produced) };
       res.write(`${JSON.stringify(line)}\n`);
       produced++;
       const rest = config.tokenIntervalMs - (performance.now() - started);
@@ -135,12 +154,17 @@ const server = createServer((req, res) => {
   });
 });
 
-server.listen(port, "127.0.0.1", () => {
-  process.stderr.write(`llama runner started: model=${modelPath} port=${port}\n`);
-  setTimeout(() => {
-    loaded = true;
-  }, config.loadMs ?? 0);
-});
+if (discoveryMs === undefined)
+  server.listen(port, "127.0.0.1", () => {
+    // What the runner itself prints when it listens (runner/ollamarunner/runner.go; llama-server's main).
+    const listening = (process.env[RUNNER_PROGRAM_ENV] ?? "").endsWith("llama-server")
+      ? `main: server is listening on http://127.0.0.1:${port} - starting the main loop`
+      : `time=${new Date().toISOString()} level=INFO source=runner.go:1252 msg="Server listening on 127.0.0.1:${port}"`;
+    process.stderr.write(`${listening}\n`);
+    setTimeout(() => {
+      loaded = true;
+    }, config.loadMs ?? 0);
+  });
 
 // The simulator kills runners with SIGKILL, as Ollama does; if the simulator itself dies, follow it.
 process.on("disconnect", () => process.exit(0));

@@ -24,12 +24,25 @@ export interface RunnerConfig {
 }
 
 export const RUNNER_CONFIG_ENV = "OLLAMA_SIM_RUNNER_CONFIG";
+/** argv[0] the runner shows in /proc/PID/cmdline (its process title). */
+export const RUNNER_PROGRAM_ENV = "OLLAMA_SIM_RUNNER_PROGRAM";
+/** A GPU-discovery child: lives this many ms, serves nothing, exits 0. */
+export const DISCOVERY_MS_ENV = "OLLAMA_SIM_DISCOVERY_MS";
+
+/**
+ * How answers look. `normal`: the deterministic sentence. `empty`: done at once, no token
+ * (#18213). `degenerate`: the same token forever, in chunks of varying length as a runner flushes
+ * them (so Ollama's 30-repeat guard, which compares whole chunks, does not stop it: #12512);
+ * `degenerate-same` sends one token per chunk (the guard ends it).
+ */
+export type AnswerStyle = "normal" | "empty" | "degenerate" | "degenerate-same";
 
 export interface CompletionRequest {
   /** How many tokens to produce (the answer's natural length or num_predict, whichever is smaller). */
   tokens: number;
   /** Whether the generation ends because it hit num_predict ("length") or by itself ("stop"). */
   doneReason: "stop" | "length";
+  style?: AnswerStyle;
 }
 
 /** One NDJSON line of a completion stream. */

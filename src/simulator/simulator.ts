@@ -2,6 +2,7 @@
  * The simulator's shell: owns the listener, the sockets, the scheduler (and through it the runner
  * processes), the active fault, the fake GPU's state file and the control API.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
@@ -15,12 +16,16 @@ import { distEntry } from "./dist-paths.js";
 import type { ActiveFault, FaultEffects, FaultHost } from "./faults/fault.js";
 import { FaultParamError } from "./faults/fault.js";
 import { findFault } from "./faults/index.js";
-import { DEFAULT_GPU, GPU_STATE_ENV, type GpuStateFile } from "./gpu-state.js";
+import { DEFAULT_GPU, GPU_STATE_ENV, type GpuIdentity, type GpuStateFile } from "./gpu-state.js";
 import { BadRequestError, readJsonBody, sendJson, sendText } from "./http-util.js";
+import { JOURNAL_FILE_ENV, JournalWriter } from "./journal-file.js";
 import { handleOllama } from "./ollama-api.js";
+import { discoveryArgs, discoveryProgram, type OllamaProfile, resolveProfile } from "./profiles.js";
+import { freePort, TITLE_PADDING } from "./runner-handle.js";
+import { DISCOVERY_MS_ENV, RUNNER_PROGRAM_ENV } from "./runner-protocol.js";
 import { type LoadedRunner, Scheduler } from "./scheduler.js";
 import type { FaultSpec, RunnerInfo, Simulator, SimulatorOptions, SimulatorTiming } from "./types.js";
-import { ginLine, OLLAMA_VERSION, parseKeepAlive, slogLine } from "./wire.js";
+import { ginLine, parseKeepAlive, slogLine } from "./wire.js";
 
 export const DEFAULT_TIMING: SimulatorTiming = {
   tokenIntervalMs: 25,
@@ -30,6 +35,10 @@ export const DEFAULT_TIMING: SimulatorTiming = {
   restartMs: 0,
   gpuBusyWindowMs: 1000,
   loadTimeoutMs: 300_000,
+  vramRecoveryMs: 5000,
+  vramConvergeMs: 250,
+  healthPingTimeoutMs: 10_000,
+  discoveryMs: 500,
 };
 
 const LOG_TAIL = 200;
@@ -49,6 +58,14 @@ export class SimulatorShell implements Simulator {
   port = 0;
   readonly stateDir: string;
   readonly nvidiaSmiPath: string;
+  readonly journalctlPath: string;
+  readonly serverLogPath: string;
+  readonly profile: OllamaProfile;
+  private readonly gpu: GpuIdentity;
+  private journal: JournalWriter | undefined;
+  private readonly discoveryChildren = new Set<ChildProcess>();
+  /** Requests held open forever: their handler never returns, so Gin never logs them. */
+  private readonly hung = new WeakSet<ServerResponse>();
   private readonly ownsStateDir: boolean;
   private readonly host: string;
   private readonly timing: SimulatorTiming;
@@ -67,9 +84,13 @@ export class SimulatorShell implements Simulator {
   private gpuWriteTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SimulatorOptions) {
+    this.profile = resolveProfile(options.ollamaVersion);
+    this.gpu = options.gpuMemoryMiB ? { ...DEFAULT_GPU, memoryTotalMiB: options.gpuMemoryMiB } : DEFAULT_GPU;
     this.ownsStateDir = options.stateDir === undefined;
     this.stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "ollama-sim-"));
     this.nvidiaSmiPath = join(this.stateDir, "bin", "nvidia-smi");
+    this.journalctlPath = join(this.stateDir, "bin", "journalctl");
+    this.serverLogPath = join(this.stateDir, "journal.jsonl");
     this.host = options.host ?? "127.0.0.1";
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.catalog = buildCatalog(options.models ?? DEFAULT_MODELS);
@@ -91,6 +112,12 @@ export class SimulatorShell implements Simulator {
       writeFileSync(join(this.blobDir, `sha256-${model.blobDigest}`), `fake GGUF blob for ${model.name}\n`);
     }
     this.writeNvidiaSmiWrapper();
+    this.writeJournalctlWrapper();
+    this.journal = new JournalWriter(
+      this.serverLogPath,
+      this.options.journalUnit ?? "ollama.service",
+      process.pid,
+    );
     await this.listen(this.options.port ?? 0);
     this.announceStart();
     const persisted = this.readPersistedFault();
@@ -149,6 +176,7 @@ export class SimulatorShell implements Simulator {
     this.fault?.active.stop?.();
     await this.goDown();
     clearTimeout(this.gpuWriteTimer);
+    this.journal?.close();
     if (this.ownsStateDir) rmSync(this.stateDir, { recursive: true, force: true });
     else this.writeGpuState();
   }
@@ -206,6 +234,7 @@ export class SimulatorShell implements Simulator {
 
   private faultHost(): FaultHost {
     return {
+      profile: this.profile,
       numParallel: this.numParallel,
       targetModel: (spec) =>
         findModel(this.catalog, spec.model)?.name ??
@@ -234,7 +263,10 @@ export class SimulatorShell implements Simulator {
           .generate({
             model,
             numCtx,
-            sessionMs: this.defaultKeepAliveMs,
+            numCtxAuto: loaded?.numCtxAuto ?? false,
+            keepAliveMs: undefined,
+            defaultKeepAliveMs: this.defaultKeepAliveMs,
+            kind: "completion",
             tokens,
             doneReason: "length",
             signal: abort.signal,
@@ -275,8 +307,10 @@ export class SimulatorShell implements Simulator {
       });
       return;
     }
+    // Gin logs every handler return, a client that gave up included (gin's Logger middleware,
+    // server/routes.go GenerateRoutes): for an abort, once the handler has noticed and returned.
     const started = performance.now();
-    res.once("finish", () =>
+    const logged = () =>
       this.serverLog(
         ginLine(
           Date.now(),
@@ -286,20 +320,27 @@ export class SimulatorShell implements Simulator {
           req.method ?? "GET",
           path,
         ),
-      ),
-    );
-    void handleOllama(
+      );
+    const handled = handleOllama(
       {
+        profile: this.profile,
+        gpuTotalBytes: this.gpu.memoryTotalMiB * 1024 * 1024,
         catalog: this.catalog,
         scheduler: () => this.scheduler,
         effects: () => this.effects(),
         defaultKeepAliveMs: this.defaultKeepAliveMs,
         timing: this.timing,
-        hang: () => undefined,
+        hang: (held) => void this.hung.add(held),
       },
       req,
       res,
     );
+    void handled.then(() => {
+      if (this.hung.has(res)) return;
+      if (res.writableFinished || res.destroyed) return logged();
+      // A streamed answer still being written, or a hung request: logged when it ends, if it does.
+      res.once("close", logged);
+    });
   }
 
   private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -325,7 +366,8 @@ export class SimulatorShell implements Simulator {
   private state(): Record<string, unknown> {
     const now = Date.now();
     return {
-      version: OLLAMA_VERSION,
+      version: this.profile.version,
+      profile: this.profile.id,
       phase: this.phase,
       startedAt: new Date(this.startedAtWall).toISOString(),
       url: this.url,
@@ -350,6 +392,7 @@ export class SimulatorShell implements Simulator {
         stopping: runner.stopping,
         active: runner.active,
         numCtx: runner.numCtx,
+        refCount: runner.refCount,
         expiresAt: new Date(this.scheduler.expiresAt(runner, now)).toISOString(),
         lastTokenAt: runner.lastTokenWall ? new Date(runner.lastTokenWall).toISOString() : null,
       })),
@@ -376,6 +419,7 @@ export class SimulatorShell implements Simulator {
     // close() stops listening at once; its callback would wait for `exempt` too, so it is not awaited.
     if (this.server.listening) this.server.close();
     for (const socket of this.sockets) if (socket !== exempt) socket.destroy();
+    for (const child of this.discoveryChildren) child.kill("SIGKILL");
     await this.scheduler.shutdown();
   }
 
@@ -386,6 +430,7 @@ export class SimulatorShell implements Simulator {
       numParallel: this.numParallel,
       maxQueue: this.maxQueue,
       timing: this.timing,
+      profile: this.profile,
       log: this.log,
       serverLog: (line) => this.serverLog(line),
       newRunner: () => {
@@ -396,6 +441,9 @@ export class SimulatorShell implements Simulator {
         };
       },
       loadsBlocked: () => this.effects().blocksLoads === true,
+      generationsFrozen: () => this.effects().freezesGenerations === true,
+      answerStyle: () => this.effects().answerStyle ?? "normal",
+      refreshGpus: () => this.spawnDiscoveryChild(),
       onChange: (reason) => (reason === "token" ? this.scheduleGpuWrite() : this.writeGpuState()),
       onRunnerReady: () => this.bindRunnerFault(),
     });
@@ -407,14 +455,54 @@ export class SimulatorShell implements Simulator {
         Date.now(),
         "INFO",
         "routes.go:1528",
-        `Listening on ${this.host}:${this.port} (version ${OLLAMA_VERSION})`,
+        `Listening on ${this.host}:${this.port} (version ${this.profile.version})`,
       ),
     );
+    // At startup Ollama discovers the GPUs (server/routes.go Serve → discover.GPUDevices).
+    this.spawnDiscoveryChild();
+  }
+
+  /**
+   * A GPU-discovery child: the runner binary started without --model, briefly (discover/runner.go
+   * bootstrapDevices v0.12.5; discover/llama_server.go v0.30.11). None before 0.12.
+   */
+  private spawnDiscoveryChild(): void {
+    if (!this.profile.discovery || this.phase === "stopped" || this.phase === "crashed") return;
+    void freePort().then(
+      (port) => {
+        const args = discoveryArgs(this.profile, port) as string[];
+        const program = discoveryProgram(this.profile);
+        const child = spawn(process.execPath, [distEntry("simulator-runner"), ...args, TITLE_PADDING], {
+          argv0: program,
+          stdio: ["ignore", "ignore", "ignore", "ipc"],
+          env: {
+            ...process.env,
+            [RUNNER_PROGRAM_ENV]: program,
+            [DISCOVERY_MS_ENV]: String(this.timing.discoveryMs),
+          },
+        });
+        child.channel?.unref();
+        child.on("error", () => undefined);
+        this.discoveryChildren.add(child);
+        child.once("exit", () => this.discoveryChildren.delete(child));
+      },
+      () => undefined,
+    );
+  }
+
+  /** Live GPU-discovery children (model-less runner processes), for tests. */
+  discoveryPids(): number[] {
+    return [...this.discoveryChildren].map((child) => child.pid ?? -1).filter((pid) => pid > 0);
   }
 
   private serverLog(line: string): void {
     this.logTail.push(line);
     if (this.logTail.length > LOG_TAIL) this.logTail.shift();
+    try {
+      this.journal?.append(line);
+    } catch (error) {
+      this.log.warn({ error: (error as Error).message }, "could not append to the server log");
+    }
     this.options.serverLog?.(line);
   }
 
@@ -441,18 +529,34 @@ export class SimulatorShell implements Simulator {
     }
   }
 
-  /** A node script, not a shell script: paths are embedded as JSON string literals, never as shell words. */
   private writeNvidiaSmiWrapper(): void {
+    this.writeToolWrapper(this.nvidiaSmiPath, "fake-nvidia-smi", GPU_STATE_ENV, this.gpuStatePath);
+  }
+
+  private writeJournalctlWrapper(): void {
+    this.writeToolWrapper(this.journalctlPath, "fake-journalctl", JOURNAL_FILE_ENV, this.serverLogPath);
+  }
+
+  /**
+   * An executable standing in for a system tool: a node script, not a shell script, so paths are
+   * embedded as JSON string literals, never as shell words.
+   */
+  private writeToolWrapper(
+    path: string,
+    entry: "fake-nvidia-smi" | "fake-journalctl",
+    envName: string,
+    statePath: string,
+  ): void {
     const script = [
       `#!${process.execPath}`,
-      `process.env[${JSON.stringify(GPU_STATE_ENV)}] = ${JSON.stringify(this.gpuStatePath)};`,
-      `import(${JSON.stringify(pathToFileURL(distEntry("fake-nvidia-smi")).href)}).catch((error) => {`,
+      `process.env[${JSON.stringify(envName)}] = ${JSON.stringify(statePath)};`,
+      `import(${JSON.stringify(pathToFileURL(distEntry(entry)).href)}).catch((error) => {`,
       "  process.stderr.write(String(error) + '\\n');",
       "  process.exit(1);",
       "});",
       "",
     ].join("\n");
-    writeFileAtomic(this.nvidiaSmiPath, script, 0o755);
+    writeFileAtomic(path, script, 0o755);
   }
 
   private scheduleGpuWrite(): void {
@@ -475,7 +579,7 @@ export class SimulatorShell implements Simulator {
       memoryUsedBytes:
         live.reduce((sum, runner) => sum + loadedSizeBytes(runner.model, runner.numCtx), 0) +
         (effects.wedgesGpu?.heldVramBytes ?? 0),
-      gpu: DEFAULT_GPU,
+      gpu: this.gpu,
     };
     try {
       writeFileAtomic(this.gpuStatePath, JSON.stringify(state));

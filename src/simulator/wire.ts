@@ -2,9 +2,9 @@
  * Ollama's wire formats, as pure functions: keep_alive durations, timestamps, the JSON of each
  * endpoint. The server composes these; tests check them directly.
  */
-import { type CatalogModel, loadedSizeBytes, modelDetails } from "./catalog.js";
+import { createHash } from "node:crypto";
+import { type CatalogModel, modelDetails } from "./catalog.js";
 
-export const OLLAMA_VERSION = "0.12.6";
 /** What keep_alive < 0 means: Go's maximum time.Duration, about 292 years. */
 export const FOREVER_MS = Number.POSITIVE_INFINITY;
 const GO_MAX_DURATION_MS = 9_223_372_036_854;
@@ -68,8 +68,13 @@ export function tagsEntry(model: CatalogModel): Record<string, unknown> {
   };
 }
 
-export function psEntry(model: CatalogModel, numCtx: number, expiresAtMs: number): Record<string, unknown> {
-  const size = loadedSizeBytes(model, numCtx);
+/** One /api/ps entry; `contextLength` undefined leaves the field out (before 0.10, `omitempty`). */
+export function psEntry(
+  model: CatalogModel,
+  size: number,
+  contextLength: number | undefined,
+  expiresAtMs: number,
+): Record<string, unknown> {
   return {
     name: model.name,
     model: model.name,
@@ -78,8 +83,21 @@ export function psEntry(model: CatalogModel, numCtx: number, expiresAtMs: number
     details: modelDetails(model),
     expires_at: formatGoTime(expiresAtMs),
     size_vram: size,
-    context_length: numCtx,
+    ...(contextLength === undefined ? {} : { context_length: contextLength }),
   };
+}
+
+/** A deterministic unit-length embedding of a text (768 dimensions, like nomic-embed-text). */
+export function embeddingVector(text: string, dimensions = 768): number[] {
+  const values: number[] = [];
+  let seed = createHash("sha256").update(text).digest();
+  while (values.length < dimensions) {
+    for (let i = 0; i + 1 < seed.length && values.length < dimensions; i += 2)
+      values.push((seed.readUInt16BE(i) - 32_768) / 32_768);
+    seed = createHash("sha256").update(seed).digest();
+  }
+  const norm = Math.sqrt(values.reduce((sum, value) => sum + value * value, 0)) || 1;
+  return values.map((value) => value / norm);
 }
 
 export function showResponse(model: CatalogModel): Record<string, unknown> {
@@ -97,7 +115,7 @@ export function showResponse(model: CatalogModel): Record<string, unknown> {
       [`${architecture}.embedding_length`]: 2048,
       [`${architecture}.block_count`]: 16,
     },
-    capabilities: ["completion"],
+    capabilities: model.embedding ? ["embedding"] : ["completion"],
     modified_at: model.modifiedAt,
   };
 }

@@ -251,7 +251,9 @@ describe(`config fuzz (seed ${SEED}, ${CASES} documents)`, () => {
         for (const problem of error.problems) {
           const match = /^([A-Za-z0-9_.]+|\(root\)): (.+)$/s.exec(problem);
           expect(match, `case ${i}: ${problem}`).not.toBeNull();
-          const path = String(match?.[1]).replace(/\.(\d+)\./g, ".0.").replace(/\.\d+$/, "");
+          const path = String(match?.[1])
+            .replace(/\.(\d+)\./g, ".0.")
+            .replace(/\.\d+$/, "");
           const known =
             path === "(root)" ||
             KNOWN.some((k) => k === path || k.startsWith(`${path}.`) || path.startsWith(`${k}.`));

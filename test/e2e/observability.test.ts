@@ -27,6 +27,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActionOutcome } from "../../src/core/types.js";
+import { type HttpReceiver, startHttpReceiver } from "../notify/receivers.js";
 import {
   type Alertmanager,
   dashboardQueries,
@@ -61,6 +62,7 @@ describe("observability end to end: the real daemon, Prometheus, Alertmanager an
   let am: Alertmanager;
   let prom: Prometheus;
   let exporter: NodeExporter;
+  let notifyReceiver: HttpReceiver;
 
   /** The value of a one-series instant query, or undefined while it has no result. */
   const value = async (expr: string): Promise<number | undefined> => {
@@ -80,9 +82,12 @@ describe("observability end to end: the real daemon, Prometheus, Alertmanager an
 
   beforeAll(async () => {
     textfileDir = mkdtempSync(join(tmpdir(), "ow-e2e-textfile-"));
+    notifyReceiver = await startHttpReceiver();
     scenario = await startScenario({
       config: {
         textfile: join(textfileDir, "ollama-watchdog.prom"),
+        // a notify receiver: the notifications panel has series, and the freezes are announced
+        notify: { digest: false, receivers: [{ name: "ops", webhook: { url: notifyReceiver.url } }] },
       },
     });
     instance = new URL(scenario.watchdog.url).host;
@@ -100,7 +105,14 @@ describe("observability end to end: the real daemon, Prometheus, Alertmanager an
   });
 
   afterAll(async () => {
-    await Promise.all([prom?.stop(), am?.stop(), exporter?.stop(), hook?.stop(), scenario?.stop()]);
+    await Promise.all([
+      prom?.stop(),
+      am?.stop(),
+      exporter?.stop(),
+      hook?.stop(),
+      scenario?.stop(),
+      notifyReceiver?.stop(),
+    ]);
     if (textfileDir) rmSync(textfileDir, { recursive: true, force: true });
   });
 

@@ -233,14 +233,24 @@ describe("benign loads (B2–B5)", () => {
     expect((await ps(simulator)).models.map((m) => m.name)).toEqual([MODEL]);
   });
 
-  it("B3 slow-load: the loading model is listed, no token yet", async () => {
-    const simulator = await startFast();
-    simulator.setFault({ name: "slow-load", loadMs: 5000 });
-    const waiting = watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, NO_BYTE_WAIT_MS);
-    await waitFor(async () => (await ps(simulator)).models.length === 1);
-    expect((await simState(simulator)).runners[0]?.status).toBe("loading");
-    expect((await waiting).status).toBeUndefined();
-  });
+  it.each([
+    ["0.20", true],
+    ["0.30", false],
+  ])(
+    "B3 slow-load on %s: no token yet; the loading model listed: %s (from 0.30 only loaded models are)",
+    async (version, listed) => {
+      const simulator = await startFast({ ollamaVersion: version });
+      simulator.setFault({ name: "slow-load", loadMs: 5000 });
+      const waiting = watchRequest(
+        generateUrl(simulator.url),
+        { model: MODEL, prompt: "hi" },
+        NO_BYTE_WAIT_MS,
+      );
+      await waitFor(async () => (await simState(simulator)).runners[0]?.status === "loading");
+      expect((await ps(simulator)).models.length).toBe(listed ? 1 : 0);
+      expect((await waiting).status).toBeUndefined();
+    },
+  );
 
   it("B4 queueing: a request waits behind internal long requests while the GPU is busy", async () => {
     const simulator = await startFast({ numParallel: 1 });

@@ -57,7 +57,8 @@ describe("the fake nvidia-smi", () => {
   });
 
   it("reports VRAM of loaded models, and ~0 % once nothing generates", async () => {
-    const simulator = await startFast();
+    // 0.12: the default num_ctx is 4096 whatever the VRAM (envconfig/config.go v0.12.5).
+    const simulator = await startFast({ ollamaVersion: "0.12" });
     const idle = await nvidiaSmi(simulator, [
       "--query-gpu=utilization.gpu,memory.used",
       "--format=csv,noheader,nounits",

@@ -2,7 +2,7 @@ import { Ollama } from "ollama";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
 import {
-  control,
+  EMBED_MODEL,
   generateOnce,
   MODEL,
   OTHER_MODEL,
@@ -20,7 +20,7 @@ describe("the official ollama client against the simulator", () => {
     const ollama = new Ollama({ host: simulator.url });
 
     const list = await ollama.list();
-    expect(list.models.map((m) => m.name)).toEqual([MODEL, OTHER_MODEL]);
+    expect(list.models.map((m) => m.name)).toEqual([MODEL, OTHER_MODEL, EMBED_MODEL]);
     expect(list.models[0]?.details.parameter_size).toBe("1.2B");
 
     const show = await ollama.show({ model: MODEL });
@@ -74,7 +74,8 @@ describe("the official ollama client against the simulator", () => {
     const running = await ollama.ps();
     expect(running.models).toHaveLength(1);
     const entry = running.models[0];
-    expect(entry).toMatchObject({ name: MODEL, model: MODEL, context_length: 4096 });
+    // The default profile picks num_ctx by VRAM (server/routes.go v0.20.7+): 24 GiB → 32768.
+    expect(entry).toMatchObject({ name: MODEL, model: MODEL, context_length: 32_768 });
     expect(entry?.size_vram).toBe(entry?.size);
     const expiresIn = new Date(entry?.expires_at as Date).getTime() - Date.now();
     expect(expiresIn).toBeGreaterThan(4 * 60_000);
@@ -150,25 +151,5 @@ describe("the official ollama client against the simulator", () => {
     expect(reloaded.status).toBe(200);
     expect((await ps(simulator)).models[0]?.context_length).toBe(8192);
     expect(simulator.runners()[0]?.pid).not.toBe(firstPid);
-  });
-
-  it("queues per model behind numParallel and answers 503 when the queue is full", async () => {
-    const simulator = await startFast({ numParallel: 1, maxQueue: 1, timing: { answerTokens: 100_000 } });
-    await generateOnce(simulator, { options: { num_predict: 1 } });
-    const long = watchRequest(`${simulator.url}/api/generate`, { model: MODEL, prompt: "hi" }, 2500);
-    await waitFor(
-      async () =>
-        ((await control(simulator, "GET", "/_sim/state")).body.runners as { active: number }[])[0]?.active ===
-        1,
-    );
-    const queued = watchRequest(`${simulator.url}/api/generate`, { model: MODEL, prompt: "hi" }, 1000);
-    await waitFor(async () => (await control(simulator, "GET", "/_sim/state")).body.waiting === 1);
-    const refused = await generateOnce(simulator);
-    expect(refused).toEqual({
-      status: 503,
-      body: { error: "server busy, please try again.  maximum pending requests exceeded" },
-    });
-    const [queuedResult] = await Promise.all([queued, long]);
-    expect(queuedResult.status).toBeUndefined();
   });
 });

@@ -23,7 +23,8 @@ describe("runner processes", () => {
     const pid = await loadModel(simulator);
     const line = cmdline(pid);
     expect(line).toMatch(RUNNER_REGEX);
-    expect(line).toMatch(/^ollama runner --model \S+\/blobs\/sha256-[0-9a-f]{64} .*--port \d+$/);
+    expect(line.startsWith(`${simulator.profile.runner.program} `)).toBe(true);
+    expect(line).toMatch(/ --model \S+\/blobs\/sha256-[0-9a-f]{64} .*--port \d+/);
     expect(await cpuTicksOver(pid, 400)).toBeLessThanOrEqual(2);
     const streaming = watchRequest(`${simulator.url}/api/generate`, { model: MODEL, prompt: "hi" }, 1500);
     await waitFor(async () => ((await ps(simulator)).models.length ? true : undefined));
@@ -44,7 +45,7 @@ describe("runner processes", () => {
     expect((await resumed).status).toBe(200);
   });
 
-  it("SIGKILL fails the in-flight request with Ollama's 500; the next request reloads the model", async () => {
+  it("SIGKILL fails the in-flight request with Ollama's 500 (llm/server.go: unexpected EOF); the next request reloads the model", async () => {
     const simulator = await startFast({ timing: { answerTokens: 100_000 } });
     const pid = await loadModel(simulator);
     const loadedAt = (await simState(simulator)).runners[0]?.lastTokenAt;
@@ -55,7 +56,7 @@ describe("runner processes", () => {
     process.kill(pid, "SIGKILL");
     expect(await inFlight).toEqual({
       status: 500,
-      body: { error: "llama runner process has terminated: signal: killed" },
+      body: { error: "an error was encountered while running the model: unexpected EOF" },
     });
     // Ollama keeps listing the model until the next request finds the runner dead.
     expect((await ps(simulator)).models.map((m) => m.name)).toEqual([MODEL]);
@@ -83,7 +84,7 @@ describe("runner processes", () => {
     expect(result.ended).toBe(true);
     const lines = result.body.trim().split("\n");
     expect(JSON.parse(lines.at(-1) as string)).toEqual({
-      error: "llama runner process has terminated: signal: killed",
+      error: "an error was encountered while running the model: unexpected EOF",
     });
   });
 });

@@ -7,7 +7,18 @@ import type { Simulator, SimulatorOptions } from "../../src/simulator/types.js";
 
 export const MODEL = "llama3.2:1b";
 export const OTHER_MODEL = "qwen2.5:0.5b";
-export const FAST = { loadMs: 30, tokenIntervalMs: 10, cpuMsPerToken: 4, gpuBusyWindowMs: 300 };
+export const EMBED_MODEL = "nomic-embed-text:latest";
+/** Test timings: Ollama's seconds become tens of milliseconds. */
+export const FAST = {
+  loadMs: 30,
+  tokenIntervalMs: 10,
+  cpuMsPerToken: 4,
+  gpuBusyWindowMs: 300,
+  vramRecoveryMs: 300,
+  vramConvergeMs: 20,
+  healthPingTimeoutMs: 1000,
+  discoveryMs: 150,
+};
 
 const started: Simulator[] = [];
 
@@ -16,6 +27,14 @@ export async function startFast(options: SimulatorOptions = {}): Promise<Simulat
   const simulator = await startSimulator({ ...options, timing: { ...FAST, ...options.timing } });
   started.push(simulator);
   return simulator;
+}
+
+/** The server log as written for the journalctl stand-in: each entry's MESSAGE. */
+export function serverLog(simulator: Simulator): string[] {
+  return readFileSync(simulator.serverLogPath, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { MESSAGE: string }).MESSAGE);
 }
 
 export async function stopAll(): Promise<void> {
@@ -45,6 +64,14 @@ export function cmdline(pid: number): string {
 
 export const RUNNER_REGEX = /ollama runner|ollama_llama_server|llama-server/;
 
+const watching = new WeakMap<Promise<RawResult>, () => void>();
+
+/** Ends a watchRequest now (drops the connection); resolves with what had arrived. */
+export function stopWatching(watch: Promise<RawResult>): Promise<RawResult> {
+  watching.get(watch)?.();
+  return watch;
+}
+
 export interface RawResult {
   /** Status and body so far; undefined status = not a single byte within the wait. */
   status?: number;
@@ -63,7 +90,8 @@ export function watchRequest(
   waitMs: number,
   method = "POST",
 ): Promise<RawResult> {
-  return new Promise((resolve) => {
+  let stop: () => void = () => undefined;
+  const watch = new Promise<RawResult>((resolve) => {
     const result: RawResult = { body: "", ended: false };
     const req = request(url, { method, headers: { "content-type": "application/json" } }, (res) => {
       result.status = res.statusCode;
@@ -87,9 +115,12 @@ export function watchRequest(
       resolve(result);
     }
     req.on("error", () => finish());
+    stop = finish;
     if (body === undefined) req.end();
     else req.end(JSON.stringify(body));
   });
+  watching.set(watch, () => stop());
+  return watch;
 }
 
 export function generateBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -182,6 +213,7 @@ export interface SimState {
     alive: boolean;
     status: string;
     active: number;
+    refCount: number;
     lastTokenAt: string | null;
   }[];
   waiting: number;

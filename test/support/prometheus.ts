@@ -193,6 +193,8 @@ export interface ScrapeJob {
   /** host:port */
   targets: string[];
   metricsPath?: string;
+  /** More of the job's scrape config (scheme, basic_auth, tls_config, file_sd_configs, …). */
+  extra?: Record<string, unknown>;
 }
 
 export interface PrometheusOptions {
@@ -260,7 +262,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     scrape_configs: options.jobs.map((j) => ({
       job_name: j.job,
       metrics_path: j.metricsPath ?? "/metrics",
-      static_configs: [{ targets: j.targets }],
+      ...(j.targets.length ? { static_configs: [{ targets: j.targets }] } : {}),
+      ...j.extra,
     })),
   };
   const daemon = await startListening(
@@ -510,11 +513,12 @@ export interface DashboardQuery {
 /**
  * Every PromQL query of the dashboard (panels, rows' panels, annotations, query variables) with
  * Grafana's variables substituted the way Grafana would for the given values:
- * `$target`/`$instance` → `values.target`/`values.instance` (default `.*`), `$__rate_interval` → 1m,
+ * `$target`/`$instance` → `values.target`/`values.instance` (default `.+`, the dashboard's "All"),
+ * `$job` → `values.job` (default the watchdog's job), `$__rate_interval` → 1m,
  * `$__interval` → 15s, `$__range` → 1h. `label_values(m, l)` becomes `group by (l) (m)`.
  */
 export function dashboardQueries(
-  values: { target?: string; instance?: string } = {},
+  values: { target?: string; instance?: string; job?: string } = {},
   file = DASHBOARD_FILE,
 ): DashboardQuery[] {
   interface Panel {
@@ -528,8 +532,9 @@ export function dashboardQueries(
     templating: { list: { name: string; type: string; query?: string | { query: string } }[] };
   };
   const vars: Record<string, string> = {
-    target: values.target ?? ".*",
-    instance: values.instance ?? ".*",
+    job: values.job ?? WATCHDOG_JOB,
+    target: values.target ?? ".+",
+    instance: values.instance ?? ".+",
     __rate_interval: "1m",
     __interval: "15s",
     __range: "1h",

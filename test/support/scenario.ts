@@ -57,7 +57,15 @@ export async function startScenario(
   const stateDir = options.stateDir ?? join(workDir, "state");
   const simulator = await startSimulator({
     stateDir: join(workDir, "simulator"),
-    timing: { tokenIntervalMs: 10, loadMs: 100 },
+    // Ollama's own waits at the same 1/40 scale: VRAM recovery 5 s, convergence ~1 s, ping 10 s, discovery ~2 s.
+    timing: {
+      tokenIntervalMs: 10,
+      loadMs: 100,
+      vramRecoveryMs: 125,
+      vramConvergeMs: 25,
+      healthPingTimeoutMs: 250,
+      discoveryMs: 50,
+    },
     ...options.simulator,
   });
   const supervisor = await startSupervisor(simulator);

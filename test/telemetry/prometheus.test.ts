@@ -11,7 +11,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+import { systemClock } from "../../src/core/clock.js";
+import { silentLogger } from "../../src/core/log.js";
 import type { Snapshot, WatchdogState } from "../../src/core/types.js";
+import { Notifications } from "../../src/notify/notifications.js";
 import { Telemetry } from "../../src/telemetry/metrics.js";
 import {
   type Alertmanager,
@@ -51,6 +55,17 @@ describe("a real Prometheus and Alertmanager on our /metrics", () => {
       ],
     });
   const telemetry = new Telemetry({ getSnapshot: current });
+  // a notify receiver, so that the notifications counter (and its dashboard panel) has series
+  new Notifications({
+    config: parseConfig(
+      { notify: { digest: false, receivers: [{ name: "ops", webhook: { url: "http://127.0.0.1:9/" } }] } },
+      {},
+    ).notify,
+    listenUrl: "http://127.0.0.1:11464",
+    clock: systemClock,
+    log: silentLogger(),
+    registry: telemetry.registry,
+  });
   let server: Server;
   let instance: string;
   let hook: Webhook;

@@ -412,11 +412,49 @@ export const PAGE_JS = String.raw`"use strict";
     });
   }
 
+  // The fleet panel: peer watchdogs, polled by this watchdog in the background (/api/fleet answers
+  // at once with the latest poll), worst first; shown only when peers are configured.
+  function renderFleet(view) {
+    var panel = document.getElementById("fleet-panel");
+    if (!view || !view.peers) { panel.hidden = true; return; }
+    panel.hidden = false;
+    document.getElementById("fleet-meta").textContent = view.fetchedWall
+      ? view.peers + " peer(s), asked " + ago(nowWall() - view.fetchedWall) + " ago"
+      : view.peers + " peer(s), asking…";
+    var body = document.querySelector("#fleet tbody");
+    body.textContent = "";
+    view.hosts.forEach(function (h) {
+      var row = el("tr", "fleet-row");
+      row.dataset.state = h.state;
+      row.appendChild(el("td", "", h.target ? h.host + "/" + h.target : h.host));
+      row.appendChild(el("td", "state", h.state === "unreachable" ? "unreachable" : h.state));
+      row.appendChild(el("td", "", h.budget ? h.budget.remaining + "/" + h.budget.max : "—"));
+      row.appendChild(el("td", "", h.state === "unreachable" ? "—" : h.lastIncident
+        ? h.lastIncident.outcome + ", " + ago(nowWall() - h.lastIncident.openedWall) + " ago" : "none"));
+      row.appendChild(el("td", "reason", h.state === "unreachable" ? h.url + ": " + h.reason : h.reason));
+      body.appendChild(row);
+    });
+  }
+  function loadFleet() {
+    fetchJson("/api/fleet").then(renderFleet, function () { /* the next refresh tries again */ });
+  }
+  loadFleet();
+  setInterval(loadFleet, 5000);
+
   document.getElementById("report-close").addEventListener("click", function () {
     page.openReport = null;
     document.getElementById("report-panel").hidden = true;
   });
 
+  // A link in a notification opens one incident's report: /#incident=<id>
+  function openFromHash() {
+    var match = /^#incident=(.+)$/.exec(window.location.hash);
+    if (!match) return;
+    try { openReport(decodeURIComponent(match[1])); } catch (error) { console.warn("bad incident link", error.message); }
+  }
+  window.addEventListener("hashchange", openFromHash);
+
   connect();
+  openFromHash();
 })();
 `;

@@ -92,6 +92,11 @@ main { max-width: 1200px; margin: 0 auto; padding: 1rem; display: grid; gap: 1re
 .report table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
 .report th, .report td { border: 1px solid var(--line); padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
 .report td:first-child { white-space: nowrap; }
+.fleet { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+.fleet th, .fleet td { border-bottom: 1px solid var(--line); padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
+.fleet td:first-child, .fleet td.state { white-space: nowrap; }
+.fleet-row[data-state="exhausted"] .state, .fleet-row[data-state="frozen"] .state,
+.fleet-row[data-state="down"] .state, .fleet-row[data-state="unreachable"] .state { color: #b91c1c; font-weight: 600; }
 @media (max-width: 600px) {
   main { padding: 0.5rem; gap: 0.5rem; }
   .card, .panel { padding: 0.75rem; }

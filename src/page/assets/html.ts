@@ -18,6 +18,14 @@ export const PAGE_HTML = `<!doctype html>
 </header>
 <main>
   <section id="targets" class="targets" aria-label="Targets"></section>
+  <section class="panel" id="fleet-panel" hidden aria-labelledby="fleet-title">
+    <h2 id="fleet-title">Fleet</h2>
+    <p id="fleet-meta" class="muted"></p>
+    <div class="table-scroll"><table id="fleet" class="fleet">
+      <thead><tr><th>Host</th><th>State</th><th>Budget</th><th>Last incident</th><th>Reason</th></tr></thead>
+      <tbody></tbody>
+    </table></div>
+  </section>
   <section class="panel" id="incidents-panel" aria-labelledby="incidents-title">
     <h2 id="incidents-title">Incidents</h2>
     <p id="incidents-empty" class="muted">No incidents recorded.</p>

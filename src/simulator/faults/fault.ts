@@ -1,5 +1,6 @@
 import type { GpuToolMode } from "../gpu-state.js";
-import type { RunnerMode } from "../runner-protocol.js";
+import type { OllamaProfile } from "../profiles.js";
+import type { AnswerStyle, RunnerMode } from "../runner-protocol.js";
 import type { FaultName, FaultSpec } from "../types.js";
 
 /** What an active fault changes in the simulator; the simulator consults these at each decision. */
@@ -10,6 +11,10 @@ export interface FaultEffects {
   hangsPs?: boolean;
   /** No model load ever completes (nor starts). */
   blocksLoads?: boolean;
+  /** Every completion request (any model) hangs in the scheduler; embeddings and loaded-model lookups still answer. */
+  freezesGenerations?: boolean;
+  /** How every runner answers (empty, degenerate). */
+  answerStyle?: AnswerStyle;
   /** Added to every load's time. */
   extraLoadMs?: number;
   /** Generations are answered with this error instead. */
@@ -25,6 +30,8 @@ export interface FaultEffects {
 
 /** What the simulator offers a fault while it activates. */
 export interface FaultHost {
+  /** The Ollama release being simulated (some faults look different per version). */
+  profile: OllamaProfile;
   /** The model a fault targets: spec.model, else the first loaded, else the first known. */
   targetModel(spec: FaultSpec): string;
   /** Keeps `slots` internal generations running on the model until the returned function is called. */

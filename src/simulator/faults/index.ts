@@ -1,6 +1,8 @@
 import type { FaultName } from "../types.js";
 import { apiHang } from "./api-hang.js";
 import { crash } from "./crash.js";
+import { degenerateOutput } from "./degenerate-output.js";
+import { emptyAnswer } from "./empty-answer.js";
 import { errors } from "./errors.js";
 import type { FaultModule } from "./fault.js";
 import { gpuToolHang, gpuToolMissing, gpuToolNa } from "./gpu-tool.js";
@@ -10,6 +12,7 @@ import { queueing } from "./queueing.js";
 import { runnerDeadlock } from "./runner-deadlock.js";
 import { runnerSpin } from "./runner-spin.js";
 import { schedulerDeadlock } from "./scheduler-deadlock.js";
+import { schedulerFreeze } from "./scheduler-freeze.js";
 import { slowLoad } from "./slow-load.js";
 import { streamStall } from "./stream-stall.js";
 import { stuckStopping } from "./stuck-stopping.js";
@@ -33,6 +36,9 @@ export const FAULTS: readonly FaultModule[] = [
   gpuToolHang,
   gpuToolMissing,
   gpuToolNa,
+  schedulerFreeze,
+  emptyAnswer,
+  degenerateOutput,
 ];
 
 export function findFault(name: string): FaultModule | undefined {
