@@ -67,6 +67,21 @@ export const CASES: Case[] = [
     note: "config validation (the whole package imported)",
     code: `import * as v from "valibot"; v.parse(v.object({ a: v.string() }), { a: "x" });`,
   },
+  {
+    name: "node:https",
+    note: "the listener with TLS (web config); loaded only then",
+    code: `import "node:https";`,
+  },
+  {
+    name: "bcryptjs",
+    note: "basic auth (web config); loaded on the first check",
+    code: `import bcrypt from "bcryptjs"; bcrypt.compareSync("x", "$2b$04$Ikzhw7kypoolLIqxeMPwkeY9jMgZosFnQ4YSXA6gSWnIlIKjVPFWa");`,
+  },
+  {
+    name: "nodemailer",
+    note: "e-mail notifications; loaded on the first e-mail",
+    code: `import nodemailer from "nodemailer"; nodemailer.createTransport({ host: "127.0.0.1", port: 25 });`,
+  },
 ];
 
 interface Sample {

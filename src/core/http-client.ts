@@ -8,8 +8,8 @@ import type { FetchFn, FetchResponse } from "./http.js";
  * ≈ 20 MB of resident memory to the daemon, `node:http` (the same parser, native) ≈ 2 MB
  * (bench/module-cost.ts, docs/performance.md). Every library with a fetch-like API measured on
  * top of node:http (node-fetch, minipass-fetch) adds ≈ 10 MB; this adapter is only the subset of
- * fetch the daemon uses — method, string body, headers, AbortSignal; status, text(), a streamed
- * body — and the seam's type (FetchFn) holds callers to that subset. No redirects are followed
+ * fetch the daemon uses — method, string body, headers, AbortSignal; status, headers, text(), a
+ * streamed body — and the seam's type (FetchFn) holds callers to that subset. No redirects are followed
  * (Ollama's API has none). https:// loads node:https on first use.
  */
 export const httpFetch: FetchFn = async (url, init = {}) => {
@@ -58,6 +58,12 @@ function responseOf(res: IncomingMessage, signal: AbortSignal | undefined): Fetc
   return {
     ok: status >= 200 && status < 300,
     status,
+    headers: {
+      get(name) {
+        const value = res.headers[name.toLowerCase()];
+        return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+      },
+    },
     get body() {
       body ??= Readable.toWeb(res) as unknown as ReadableStream;
       return body;

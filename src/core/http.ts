@@ -13,6 +13,7 @@ export interface FetchInit {
 export interface FetchResponse {
   readonly ok: boolean;
   readonly status: number;
+  readonly headers: { get(name: string): string | null };
   readonly body: ReadableStream | null;
   text(): Promise<string>;
 }
@@ -46,7 +47,7 @@ function formatBytes(bytes: number): string {
  * costs `maxBytes` of memory, not all it can send before the deadline. The caller's abort signal
  * still ends a slow drip.
  */
-export async function readBodyCapped(response: Response, maxBytes: number): Promise<string> {
+export async function readBodyCapped(response: FetchResponse, maxBytes: number): Promise<string> {
   if (!response.body) return "";
   const declared = Number(response.headers.get("content-length"));
   if (declared > maxBytes) {
