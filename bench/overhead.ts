@@ -266,16 +266,10 @@ async function canaryCost(dir: string, count: number): Promise<CanaryCost> {
     const url = `http://127.0.0.1:${port}`;
     if (!(await generate(url, MODEL, { timeoutMs: 30_000, keepAlive: "1h" })))
       throw new Error("model load failed");
-    const ps = (await (await fetch(`${url}/api/ps`)).json()) as {
-      models: { name: string; context_length?: number }[];
-    };
-    const numCtx = ps.models.find((m) => m.name === MODEL)?.context_length ?? null;
     const one = () =>
       runCanary({
         url,
         model: MODEL,
-        numCtx,
-        keepAlive: "1h",
         prompt: "hi",
         timeoutMs: 30_000,
         clock: systemClock,

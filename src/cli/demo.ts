@@ -35,7 +35,15 @@ export async function demoCommand(opts: {
   const workDir = mkdtempSync(join(tmpdir(), "ollama-watchdog-demo-"));
   const simulator = await startSimulator({
     stateDir: join(workDir, "simulator"),
-    timing: { tokenIntervalMs: 20, loadMs: 300 },
+    // Ollama's own waits (VRAM recovery 5 s, health ping 10 s …) at the demo's scale (~1/15).
+    timing: {
+      tokenIntervalMs: 20,
+      loadMs: 300,
+      vramRecoveryMs: 330,
+      vramConvergeMs: 20,
+      healthPingTimeoutMs: 700,
+      discoveryMs: 40,
+    },
   });
   say(`simulated Ollama at ${simulator.url} (runners are real child processes)`);
   // The simulator runs inside this process, which therefore plays `ollama serve`; a title unique

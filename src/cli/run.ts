@@ -23,5 +23,11 @@ export async function runCommand(opts: { config?: string; "web.config.file"?: st
     process.once("SIGINT", () => stop("SIGINT"));
   });
   await watchdog.stop();
+  // A procfs read stuck in the kernel (a runner in D state) keeps Node's event loop alive for as
+  // long as the kernel holds it; the stop is complete, so it must not keep the process.
+  setTimeout(() => process.exit(process.exitCode ?? 0), EXIT_GRACE_MS).unref();
   return 0;
 }
+
+/** After a graceful stop, how long the process may take to exit on its own. */
+const EXIT_GRACE_MS = 1000;

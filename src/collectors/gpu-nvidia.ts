@@ -1,8 +1,7 @@
-import { execArgv } from "../core/exec.js";
 import type { GpuSample } from "../core/types.js";
 import type { CollectorOutput, HostCollectorContext } from "./collector.js";
 import { parseBytes, parsePercentRatio, parsePlainNumber, withReadings } from "./gpu-values.js";
-import { describeToolFailure, isMissingProgram, ToolError } from "./tool.js";
+import { describeToolFailure, isMissingProgram, runTool, stuckTool, ToolError } from "./tool.js";
 
 export const NVIDIA_QUERY_FIELDS = [
   "index",
@@ -63,7 +62,9 @@ export async function collectNvidiaGpus(
   timeoutMs = ctx.config.gpu.timeout,
 ): Promise<CollectorOutput<GpuSample[]>> {
   const program = ctx.config.gpu.nvidiaSmi;
-  const result = await execArgv(nvidiaSmiArgv(program), {
+  const stuck = stuckTool("nvidia-smi", program);
+  if (stuck) throw new ToolError(stuck, true);
+  const result = await runTool(nvidiaSmiArgv(program), {
     timeoutMs,
     ...(ctx.spawn ? { spawn: ctx.spawn } : {}),
   });

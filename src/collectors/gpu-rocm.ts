@@ -1,8 +1,7 @@
-import { execArgv } from "../core/exec.js";
 import type { GpuSample } from "../core/types.js";
 import type { CollectorOutput, HostCollectorContext } from "./collector.js";
 import { parseBytes, parsePercentRatio, parsePlainNumber, withReadings } from "./gpu-values.js";
-import { describeToolFailure, isMissingProgram, ToolError } from "./tool.js";
+import { describeToolFailure, isMissingProgram, runTool, stuckTool, ToolError } from "./tool.js";
 
 export function rocmSmiArgv(program: string): string[] {
   return [
@@ -111,7 +110,9 @@ export async function collectRocmGpus(
   timeoutMs = ctx.config.gpu.timeout,
 ): Promise<CollectorOutput<GpuSample[]>> {
   const program = ctx.config.gpu.rocmSmi;
-  const result = await execArgv(rocmSmiArgv(program), {
+  const stuck = stuckTool("rocm-smi", program);
+  if (stuck) throw new ToolError(stuck, true);
+  const result = await runTool(rocmSmiArgv(program), {
     timeoutMs,
     ...(ctx.spawn ? { spawn: ctx.spawn } : {}),
   });

@@ -4,24 +4,30 @@ import type { Collector, CollectorContext } from "./collector.js";
 import { describeToolFailure, isMissingProgram } from "./tool.js";
 
 /**
- * A completed request as Gin logs it (written when the request finishes, whatever its status):
+ * A request as Gin logs it when its handler returns, whatever its status and whether or not the
+ * client gave up first (gin.Default's Logger, server/routes.go, every tag):
  * `[GIN] 2025/10/12 - 10:43:42 | 200 |   31.16s |  127.0.0.1 | POST     "/api/generate"`.
+ * Counted for the record only: the detector never takes it as progress (docs/detection.md).
  */
 const GIN_LINE = /\[GIN\][^|]*\|\s*(\d{3})\s*\|[^|]*\|[^|]*\|\s*([A-Z]+)\s+"([^"]*)"/;
-/** Inference endpoints: a finished one proves the scheduler and a runner moved. */
+/** Inference endpoints. */
 const INFERENCE_PATH = /^\/(api\/(generate|chat)|v1\/)/;
-/** Lines that say the GPU or its driver is broken: restarting Ollama does not help. */
-const WEDGED_GPU =
-  /(cudart|cuda driver library) init failure|CUDA error|gpu VRAM usage didn't recover within timeout/i;
-/** Lines worth keeping as context: runner lifecycle and load timeouts. */
+/**
+ * Lines that say the GPU or its driver is broken: restarting Ollama does not help. Not
+ * "gpu VRAM usage didn't recover within timeout": up to 0.12.5 Ollama logs it at WARN on nearly
+ * every reload after a runner was killed (server/sched.go v0.12.5 waitForVRAMRecovery; DEBUG from
+ * v0.12.6), and it is benign (ollama/ollama#9160).
+ */
+const WEDGED_GPU = /(cudart|cuda driver library) init failure|CUDA error/i;
+/** Lines worth keeping as context: runner lifecycle and load timeouts (llama-server wording from 0.30). */
 const NOTABLE =
-  /timed out waiting for llama runner to start|starting llama server|starting runner|llama runner started|runner (process )?(has )?terminated/i;
+  /timed out waiting for llama(-server| runner) to start|starting llama[- ]server|starting runner|llama runner started|llama-server started|(runner|llama-server) (process )?(has )?terminated|didn't recover within timeout/i;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes are control characters.
 const ANSI_ESCAPE = /\u001b\[[0-9;]*m/g;
 const MAX_LINES_KEPT = 20;
 const MAX_LINE_LENGTH = 400;
 
-/** Counts completions and picks evidence out of journal messages; pure. */
+/** Counts [GIN] inference lines and picks evidence out of journal messages; pure. */
 export function parseJournalLines(messages: string[]): JournalSignals {
   const signals: JournalSignals = { completions: 0, wedgedGpuEvidence: [], notable: [] };
   const keep = (list: string[], line: string) => {

@@ -1,7 +1,8 @@
-import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ProcessSample } from "../core/types.js";
+import type { ProcessSample, ProcessView } from "../core/types.js";
 import type { Collector } from "./collector.js";
+import { holdsSocket, listenersOn, type Placement, parseStatusUid, placementOf } from "./listener.js";
+import { ProcReadError, readProcDir, readProcFile, readProcFileAside } from "./proc-read.js";
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux architecture Ollama runs on. */
 export const CLK_TCK = 100;
@@ -93,46 +94,126 @@ interface ScannedProcess {
 
 /** How long a cmdline read of a process in D state may take before the scan goes on without it. */
 const STUCK_READ_MS = 250;
+/** A candidate that did not listen on the port is asked again after this long. */
+const RECHECK_NOT_LISTENING_MS = 30_000;
+
+/** Which processes the scan looks for, and where the target's server listens. */
+export interface ScanTarget {
+  server: RegExp;
+  runner: RegExp;
+  placement: Placement;
+}
+
+/** A runner serves a model: it names the weights (`--model`). GPU discovery children do not. */
+function servesModel(process: ScannedProcess): boolean {
+  return process.argv !== undefined && parseRunnerArgs(runnerArgv(process.argv)).modelPath !== undefined;
+}
 
 /**
- * Scans procfs for the Ollama server and its runners. Keeps state across scans for one reason:
- * reading /proc/<pid>/cmdline takes the process's mmap lock, so the read blocks forever when that
- * process is stuck in D state holding it (the wedged-GPU case), tying up a libuv thread. For a
- * D-state process the scanner reuses the argv it read earlier, waits at most STUCK_READ_MS for a
- * fresh read, and never starts a second read while one is still stuck.
+ * Scans procfs for the target's server and its runners. The server is the process that listens
+ * on the target's port (listener.ts): a process matching `processes.server`, or the parent of a
+ * process serving a model (a renamed or wrapped binary). Its runners are its children that serve a
+ * model: `ollama runner`, `ollama_llama_server`, `llama-server` or any other name; a child started
+ * for GPU discovery (`ollama runner --ollama-engine --port N`, a model-less `llama-server`) is not
+ * a runner. A child whose argv cannot be read (a zombie, or stuck in D state) still counts.
+ *
+ * When the server cannot be proven, `unproven` says why and the lists hold what the patterns
+ * matched (for observation only: the detector never kills a runner it could not attribute).
+ *
+ * State kept across scans: argv per process (a read of /proc/<pid>/cmdline blocks on a D-state
+ * process: its argv is read once, and never again while a read is stuck: proc-read.ts), and which
+ * candidates listen on which port.
  */
 export class ProcessScanner {
   private readonly argvCache = new Map<string, string[]>();
-  private readonly stuckReads = new Set<string>();
   /** The walk in progress per procfs root: targets scanning in the same tick share one walk. */
   private readonly walks = new Map<string, Promise<ScannedProcess[]>>();
+  /** Per process key and port: how it was proven the listener, or when it was seen not to be. */
+  private readonly listening = new Map<
+    string,
+    { proof: "socket" | "uid" | "no"; mono: number; uid?: number }
+  >();
 
-  async scan(
-    procRoot: string,
-    patterns: { server: RegExp; runner: RegExp },
-  ): Promise<{ server: ProcessSample[]; runners: ProcessSample[] }> {
+  async scan(procRoot: string, target: ScanTarget): Promise<ProcessView> {
     const scanned = await this.walk(procRoot);
-
     const text = (process: ScannedProcess) => (process.argv ?? []).join(" ").trim();
-    const servers = scanned.filter(
-      (p) => p.argv && patterns.server.test(text(p)) && !patterns.runner.test(text(p)),
+    const byPid = new Map(scanned.map((p) => [p.stat.pid, p]));
+    const patternServers = scanned.filter(
+      (p) => p.argv && target.server.test(text(p)) && !target.runner.test(text(p)),
     );
-    const serverPids = new Set(servers.map((p) => p.stat.pid));
-    // Runners are direct children of `ollama serve`. When the server is visible, only its own
-    // children count: another Ollama on the same host (another target) has runners of its own.
-    // Without a visible server (procfs of another namespace) every runner-looking process counts.
-    // A zombie's argv is gone and a D-state one may be unreadable: a child of the server that cannot
-    // be named is still one of its runners.
-    const ownedByServer = (p: ScannedProcess) => serverPids.size === 0 || serverPids.has(p.stat.ppid);
-    const runners = scanned.filter(
-      (p) =>
-        (p.argv && patterns.runner.test(text(p)) && ownedByServer(p)) ||
-        (!text(p) && serverPids.has(p.stat.ppid)),
-    );
-    return {
-      server: await Promise.all(servers.map((p) => this.sample(procRoot, p))),
-      runners: await Promise.all(runners.map((p) => this.sample(procRoot, p))),
+    const samples = (list: ScannedProcess[]) => Promise.all(list.map((p) => this.sample(procRoot, p)));
+    const childrenOf = (servers: ScannedProcess[], owned: (p: ScannedProcess) => boolean) => {
+      const pids = new Set(servers.map((p) => p.stat.pid));
+      return scanned.filter((p) => pids.has(p.stat.ppid) && owned(p));
     };
+    const unprovable = async (why: string): Promise<ProcessView> => {
+      const patternRunners = scanned.filter((p) => p.argv && target.runner.test(text(p)) && servesModel(p));
+      return { server: await samples(patternServers), runners: await samples(patternRunners), unproven: why };
+    };
+
+    if (!target.placement.local) {
+      return unprovable(
+        `the target's host ${target.placement.host} is not this host: its processes are not ours to signal`,
+      );
+    }
+    const port = target.placement.port;
+    const candidates = new Map<number, ScannedProcess>(patternServers.map((p) => [p.stat.pid, p]));
+    for (const p of scanned) {
+      const parent = byPid.get(p.stat.ppid);
+      if (parent && p.stat.ppid > 1 && servesModel(p)) candidates.set(parent.stat.pid, parent);
+    }
+    const proofs = await Promise.all(
+      [...candidates.values()].map(async (p) => ({
+        process: p,
+        ...(await this.listensOn(procRoot, p, port)),
+      })),
+    );
+    let servers = proofs.filter((p) => p.proof === "socket").map((p) => p.process);
+    if (servers.length === 0) {
+      const byUid = proofs.filter((p) => p.proof === "uid");
+      if (byUid.length === 1) servers = [byUid[0]?.process as ScannedProcess];
+      else if (byUid.length > 1) {
+        return unprovable(
+          `${byUid.length} processes of uid ${byUid[0]?.uid} could be the one listening on port ${port} (${byUid.map((p) => p.process.stat.pid).join(", ")}): cannot tell which`,
+        );
+      }
+    }
+    if (servers.length === 0) {
+      return unprovable(
+        candidates.size === 0
+          ? `no server process found (processes.server /${target.server.source}/, or a parent of a process serving a model)`
+          : `none of the server candidates (${[...candidates.keys()].join(", ")}) listens on port ${port} in its network namespace`,
+      );
+    }
+    const runners = childrenOf(servers, (p) => servesModel(p) || !text(p));
+    return { server: await samples(servers), runners: await samples(runners) };
+  }
+
+  /** Whether the process listens on the port: proven by its socket, by uid only, or not. */
+  private async listensOn(
+    procRoot: string,
+    process: ScannedProcess,
+    port: number,
+  ): Promise<{ proof: "socket" | "uid" | "no"; uid?: number }> {
+    const key = `${this.key(procRoot, process.stat)}\0${port}`;
+    const known = this.listening.get(key);
+    const now = performance.now();
+    if (known && (known.proof !== "no" || now - known.mono < RECHECK_NOT_LISTENING_MS)) return known;
+    const remember = (proof: "socket" | "uid" | "no", uid?: number) => {
+      const entry = { proof, mono: now, ...(uid === undefined ? {} : { uid }) };
+      this.listening.set(key, entry);
+      return entry;
+    };
+    const sockets = await listenersOn(procRoot, process.stat.pid, port);
+    if (sockets.length === 0) return remember("no");
+    const held = await holdsSocket(procRoot, process.stat.pid, new Set(sockets.map((s) => s.inode)));
+    if (held === true) return remember("socket");
+    if (held === false) return remember("no");
+    const uid = await readProcFile(join(procRoot, String(process.stat.pid), "status"))
+      .then(parseStatusUid)
+      .catch(() => undefined);
+    const owned = uid !== undefined && sockets.some((s) => s.uid === uid);
+    return owned ? remember("uid", uid) : remember("no");
   }
 
   /**
@@ -143,7 +224,7 @@ export class ProcessScanner {
     const inProgress = this.walks.get(procRoot);
     if (inProgress) return inProgress;
     const walk = (async () => {
-      const entries = await readdir(procRoot);
+      const entries = await readProcDir(procRoot);
       const pids = entries.filter((name) => /^\d+$/.test(name));
       const scanned = (await Promise.all(pids.map((pid) => this.read(procRoot, pid)))).filter(
         (process): process is ScannedProcess => process !== undefined,
@@ -165,43 +246,29 @@ export class ProcessScanner {
 
   private async read(procRoot: string, pid: string): Promise<ScannedProcess | undefined> {
     try {
-      const stat = parseStat(await readFile(join(procRoot, pid, "stat"), "utf8"));
+      const stat = parseStat(await readProcFile(join(procRoot, pid, "stat")));
       if (!stat) return undefined;
       return { stat, argv: await this.readArgv(procRoot, stat) };
     } catch {
-      // Vanished mid-scan (ENOENT/ESRCH), or unreadable (hidepid): not one we can judge.
+      // Vanished mid-scan (ENOENT/ESRCH), unreadable (hidepid) or stuck: not one we can judge.
       return undefined;
     }
   }
 
   private async readArgv(procRoot: string, stat: ProcStat): Promise<string[] | undefined> {
     const key = this.key(procRoot, stat);
-    const path = join(procRoot, String(stat.pid), "cmdline");
     const cached = this.argvCache.get(key);
     if (cached) return cached;
-    if (stat.state !== "D") {
-      const argv = parseCmdline(await readFile(path, "utf8"));
+    const path = join(procRoot, String(stat.pid), "cmdline");
+    try {
+      const raw =
+        stat.state === "D" ? await readProcFileAside(path, STUCK_READ_MS) : await readProcFile(path);
+      const argv = parseCmdline(raw);
       this.argvCache.set(key, argv);
       return argv;
-    }
-    if (this.stuckReads.has(key)) return undefined;
-    this.stuckReads.add(key);
-    const read = readFile(path, "utf8")
-      .then((raw) => {
-        const argv = parseCmdline(raw);
-        this.argvCache.set(key, argv);
-        return argv;
-      })
-      .catch(() => undefined)
-      .finally(() => this.stuckReads.delete(key));
-    let timer: NodeJS.Timeout | undefined;
-    const giveUp = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), STUCK_READ_MS);
-    });
-    try {
-      return await Promise.race([read, giveUp]);
-    } finally {
-      clearTimeout(timer);
+    } catch (error) {
+      if (stat.state === "D" || error instanceof ProcReadError) return undefined;
+      throw error;
     }
   }
 
@@ -209,6 +276,10 @@ export class ProcessScanner {
     const keep = new Set(alive.map((p) => this.key(procRoot, p.stat)));
     for (const key of this.argvCache.keys()) {
       if (key.startsWith(`${procRoot}\0`) && !keep.has(key)) this.argvCache.delete(key);
+    }
+    for (const key of this.listening.keys()) {
+      if (key.startsWith(`${procRoot}\0`) && !keep.has(key.slice(0, key.lastIndexOf("\0"))))
+        this.listening.delete(key);
     }
   }
 
@@ -224,12 +295,10 @@ export class ProcessScanner {
       ...parseRunnerArgs(runnerArgv(argv)),
     };
     try {
-      const rssBytes = parseStatusRssBytes(
-        await readFile(join(procRoot, String(stat.pid), "status"), "utf8"),
-      );
+      const rssBytes = parseStatusRssBytes(await readProcFile(join(procRoot, String(stat.pid), "status")));
       if (rssBytes !== undefined) sample.rssBytes = rssBytes;
     } catch {
-      // Vanished since the stat read: the sample above is still what was true a moment ago.
+      // Vanished since the stat read (or stuck): the sample above is still what was true a moment ago.
     }
     return sample;
   }
@@ -237,19 +306,18 @@ export class ProcessScanner {
 
 const sharedScanner = new ProcessScanner();
 
-/** Server and runner processes of the target, by its configured regexes over the cmdline. */
-export function createProcfsCollector(
-  scanner: ProcessScanner = sharedScanner,
-): Collector<{ server: ProcessSample[]; runners: ProcessSample[] }> {
+/** The target's server and runners (see ProcessScanner). */
+export function createProcfsCollector(scanner: ProcessScanner = sharedScanner): Collector<ProcessView> {
   return {
     name: "procfs",
     async collect(ctx) {
-      const patterns = {
+      const target: ScanTarget = {
         server: new RegExp(ctx.target.processes.server),
         runner: new RegExp(ctx.target.processes.runner),
+        placement: placementOf(ctx.target.url),
       };
       try {
-        return { applies: true, value: await scanner.scan(ctx.procRoot, patterns) };
+        return { applies: true, value: await scanner.scan(ctx.procRoot, target) };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") {
           return { applies: false, reason: `no procfs at ${ctx.procRoot}` };

@@ -71,6 +71,9 @@ function text(maxLength = 4096) {
 const absolutePath = v.pipe(
   text(),
   v.check((s) => s.startsWith("/"), "expected an absolute path"),
+  // It is written into the systemd unit (ReadWritePaths) by `install`: a newline would be a directive.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  v.check((s) => !/[\x00-\x1f\x7f]/.test(s), "must not contain control characters"),
 );
 
 const unitName = v.pipe(v.string(), v.check(isUnitName, UNIT_NAME_RULE));
@@ -83,6 +86,9 @@ const containerName = v.pipe(
     "expected a Docker container name or id ([A-Za-z0-9][A-Za-z0-9_.-]*)",
   ),
 );
+
+/** Command lines no Ollama pattern has any business matching: one that matches them all matches anything. */
+const UNRELATED_COMMAND_LINES = ["a", "1", "/sbin/init", "sshd: root@pts/0", "-bash"];
 
 /** A process pattern: a valid regex that does not match everything (it decides what may be killed). */
 const processPattern = v.pipe(
@@ -98,6 +104,10 @@ const processPattern = v.pipe(
     }
     if (pattern.test(""))
       addIssue({ message: "matches every process (it must not match an empty command line)" });
+    else if (UNRELATED_COMMAND_LINES.every((line) => pattern.test(line)))
+      addIssue({
+        message: `matches every process (it matches ${UNRELATED_COMMAND_LINES.map((l) => `"${l}"`).join(", ")})`,
+      });
   }),
 );
 
@@ -220,8 +230,8 @@ const sectionsSchema = (env: NodeJS.ProcessEnv) =>
   v.strictObject({
     interval: v.optional(duration(100, HOUR), "15s"),
     listen: v.optional(listenAddress, "127.0.0.1:11464"),
-    stateDir: v.optional(text(), "/var/lib/ollama-watchdog"),
-    textfile: v.optional(v.nullable(text()), null),
+    stateDir: v.optional(absolutePath, "/var/lib/ollama-watchdog"),
+    textfile: v.optional(v.nullable(absolutePath), null),
     /** TLS and basic auth for the HTTP endpoints: a Prometheus-exporter web-config file (docs/fleet.md). */
     webConfig: v.optional(v.nullable(text()), null),
     procRoot: v.optional(text(), "/proc"),

@@ -11,6 +11,11 @@ export interface ExecResult {
   /** The program could not be started (ENOENT, EACCES…). */
   spawnError?: string;
   durationMs: number;
+  /**
+   * Present when the result came at the hard deadline with the process still there (stuck in D
+   * state, deaf to SIGKILL): `exited` settles when it is finally gone.
+   */
+  lingering?: { pid: number | undefined; exited: Promise<void> };
 }
 
 export type SpawnFn = typeof nodeSpawn;
@@ -26,7 +31,9 @@ export interface ExecOptions {
 /**
  * Runs argv without a shell under a hard deadline: SIGTERM at the deadline, SIGKILL 1 s later,
  * and the promise settles at the deadline even if the child ignores both (a process stuck in
- * D state cannot be reaped, and must not block the caller).
+ * D state cannot be reaped, and must not block the caller). The child leads its own process group
+ * and the signals go to the whole group: a hung tool's children (a wrapper script's nvidia-smi, a
+ * restart script's docker) die with it instead of piling up.
  */
 export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResult> {
   const [program, ...args] = argv;
@@ -54,7 +61,11 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
         ...partial,
       });
     };
-    const spawnOptions: SpawnOptions = { stdio: ["ignore", "pipe", "pipe"], env: options.env ?? process.env };
+    const spawnOptions: SpawnOptions = {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: options.env ?? process.env,
+      detached: true,
+    };
     let child: ReturnType<SpawnFn>;
     try {
       child = spawn(program as string, args, spawnOptions);
@@ -62,12 +73,36 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
       finish({ spawnError: (error as Error).message });
       return;
     }
+    let closed = false;
+    const exited = new Promise<void>((resolve) => {
+      child.once("close", () => resolve());
+      child.once("error", () => resolve());
+    }).then(() => {
+      closed = true;
+    });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid === undefined) throw new Error("no pid");
+        process.kill(-child.pid, signal);
+      } catch {
+        try {
+          child.kill(signal);
+        } catch {
+          // Already gone.
+        }
+      }
+    };
     const deadline = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 1000).unref();
+      killGroup("SIGTERM");
+      setTimeout(() => {
+        if (!closed) killGroup("SIGKILL");
+      }, 1000).unref();
     }, options.timeoutMs);
-    const hardDeadline = setTimeout(() => finish({}), options.timeoutMs + 1500);
+    const hardDeadline = setTimeout(
+      () => finish(closed ? {} : { lingering: { pid: child.pid, exited } }),
+      options.timeoutMs + 1500,
+    );
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       if (stdout.length < maxOutput) stdout += chunk.slice(0, maxOutput - stdout.length);
     });

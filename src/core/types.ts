@@ -71,7 +71,26 @@ export interface ProcessSample {
   port?: number;
 }
 
-export type CanaryOutcome = "ok" | "timeout" | "error";
+/** The target's server and runners as procfs shows them. */
+export interface ProcessView {
+  server: ProcessSample[];
+  runners: ProcessSample[];
+  /**
+   * Why the target's own server could not be proven (a remote target, nothing listening on its
+   * port, two candidates): `server` and `runners` are then only what the patterns matched, and
+   * kill-runner is never used. Absent when `server` is the process listening on the target's port.
+   */
+  unproven?: string;
+}
+
+/**
+ * ok: a real answer. timeout: no token in time. error: Ollama answered with an error (or the
+ * connection failed). empty: `done` without a token. degenerate: the same token repeated, or
+ * output that ignores num_predict.
+ */
+export type CanaryOutcome = "ok" | "timeout" | "error" | "empty" | "degenerate";
+/** Which endpoint a canary asks: embedding-only models answer /api/generate with 400. */
+export type CanaryProbe = "generate" | "embed";
 
 /** A finished canary generation. */
 export interface CanaryResult {
@@ -94,7 +113,7 @@ export interface CanaryInFlight {
 }
 
 export interface JournalSignals {
-  /** Completed requests ([GIN] lines) seen since the previous tick. */
+  /** [GIN] lines for inference endpoints since the previous tick (every handler return, aborts too: never progress). */
   completions: number;
   /** Lines that prove the GPU/driver is wedged (cudart init failure, CUDA error, …). */
   wedgedGpuEvidence: string[];
@@ -121,11 +140,13 @@ export interface Observation {
   canariesInFlight: CanaryInFlight[];
   /** Host GPUs (shared by all targets on the host); undefined when no GPU backend applies. */
   gpus?: GpuSample[];
-  processes?: { server: ProcessSample[]; runners: ProcessSample[] };
+  processes?: ProcessView;
   journal?: JournalSignals;
   collectors: CollectorStatus[];
   /** Results of remediation actions that finished since the previous tick. */
   actionResults: ActionOutcome[];
+  /** Remediation commands of the previous ticks that were not carried out (absent: none). */
+  actionsNotExecuted?: NotExecuted[];
 }
 
 export interface CollectorStatus {
@@ -139,16 +160,36 @@ export interface CollectorStatus {
 
 /** What the detector/policy asks the shell to do. */
 export type Command =
-  | { kind: "canary"; model: string; numCtx: number | null; keepAlive: string | number }
+  | {
+      kind: "canary";
+      model: string;
+      probe: CanaryProbe;
+      /** Longer than detection.canary.timeout for a verification canary that carries a reload. */
+      timeoutMs?: number;
+    }
   | {
       kind: "kill-runner";
       model: string;
       pid: number;
       /** The runner's start time as observed (ProcessSample.startSeconds): refuses a reused pid. */
       startSeconds?: number;
+      /** The target's server, its parent when observed: kill-runner refuses a pid whose parent changed. */
+      parentPid?: number;
       reason: string;
     }
   | { kind: "restart"; reason: string };
+
+/**
+ * A remediation command that was not carried out: nothing happened and nothing was counted, so
+ * the ladder stays on its step. `retryAfterMs`: the step waits this long before it is issued again.
+ */
+export interface NotExecuted {
+  action: RemediationKind;
+  /** busy: another action still ran; cannot-record: the ledger is unwritable; refused: a module's preflight said no. */
+  why: "busy" | "cannot-record" | "refused";
+  text: string;
+  retryAfterMs?: number;
+}
 
 export interface ActionOutcome {
   action: RemediationKind;
@@ -168,6 +209,8 @@ export interface Verdict {
   frozenForMs: number;
   commands: Command[];
   budget: { remaining: number; max: number };
+  /** Models whose periodic canaries stopped because a canary reloaded them, and why. */
+  canaryDisabled?: { model: string; reason: string }[];
 }
 
 /** Everything the daemon learned and decided in one tick for one target: fed to incidents and history. */
@@ -201,6 +244,8 @@ export interface TargetSnapshot {
   observation?: Observation;
   lastCanary?: CanaryResult;
   lastIncident?: IncidentSummary;
+  /** Models whose periodic canaries stopped because a canary reloaded them, and why. */
+  canaryDisabled?: { model: string; reason: string }[];
 }
 
 export interface Snapshot {
@@ -212,4 +257,6 @@ export interface Snapshot {
   intervalMs: number;
   targets: TargetSnapshot[];
   gpus: GpuSample[];
+  /** Why actions cannot be recorded (the ledger is unwritable): the watchdog observes but does not act. */
+  cannotRecordActions?: string;
 }

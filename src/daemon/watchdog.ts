@@ -9,7 +9,6 @@ import type { FetchFn } from "../core/http.js";
 import { httpFetch } from "../core/http-client.js";
 import { createLogger, type Logger } from "../core/log.js";
 import type {
-  ActionOutcome,
   CanaryResult,
   Command,
   GpuSample,
@@ -27,11 +26,12 @@ import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
 import { pageRoutes } from "../page/routes.js";
-import { createExecutor, type Executor } from "../remediation/executor.js";
-import { Ledger } from "../remediation/ledger.js";
+import { Acting } from "../remediation/acting.js";
+import { createExecutor } from "../remediation/executor.js";
+import { Ledger, type LedgerFs } from "../remediation/ledger.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
-import { exposureWarning, loadWebConfig } from "../server/web-config.js";
+import { loadWebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -46,17 +46,19 @@ export interface WatchdogOptions {
   notifier?: Notifier;
   /** Kill function for kill-runner (tests inject); process.kill by default. */
   kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** Program run as systemctl for restarts (tests inject a fake); "systemctl" on PATH by default. */
+  systemctl?: string;
+  /** The ledger's writes (tests inject a full or read-only disk). */
+  ledgerFs?: LedgerFs;
 }
 
 /** What the loop keeps per target between ticks: the shell's side of the detector's memory. */
 interface TargetRuntime {
   config: TargetConfig;
-  executor: Executor;
+  acting: Acting;
   memory: TargetMemory;
   canaries: Map<string, { startedMono: number; abort: AbortController }>;
   finishedCanaries: CanaryResult[];
-  actionInFlight: boolean;
-  finishedActions: ActionOutcome[];
   snapshot: TargetSnapshot;
   pending: Set<Promise<unknown>>;
 }
@@ -105,18 +107,27 @@ export class Watchdog {
     });
     this.targets = config.targets.map((target) => ({
       config: target,
-      executor: createExecutor({
-        config,
-        target,
+      acting: new Acting({
+        target: target.name,
+        ledger,
+        executor: createExecutor({
+          config,
+          target,
+          clock: this.clock,
+          log: this.log.child({ component: "executor", target: target.name }),
+          ...(options.kill ? { kill: options.kill } : {}),
+          ...(options.systemctl ? { systemctl: options.systemctl } : {}),
+        }),
         clock: this.clock,
         log: this.log.child({ component: "executor", target: target.name }),
-        ...(options.kill ? { kill: options.kill } : {}),
+        dryRun: config.remediation.dryRun,
+        retryNotExecutedMs: Math.max(config.remediation.cooldown, 5 * config.interval),
+        onOutcome: (outcome) => this.telemetry.countAction(target.name, outcome),
+        onNotExecuted: (dropped) => this.telemetry.countNotExecuted(target.name, dropped),
       }),
       memory: initialMemory(startMono),
       canaries: new Map(),
       finishedCanaries: [],
-      actionInFlight: false,
-      finishedActions: [],
       pending: new Set(),
       snapshot: {
         name: target.name,
@@ -145,6 +156,7 @@ export class Watchdog {
       clock,
       log: log.child({ component: "ledger" }),
       retainMs: Math.max(options.config.remediation.budget.window, 7 * 24 * 3600 * 1000),
+      ...(options.ledgerFs ? { fs: options.ledgerFs } : {}),
     });
     const watchdog = new Watchdog(options.config, { ...options, log }, ledger);
     await watchdog.listen();
@@ -188,8 +200,6 @@ export class Watchdog {
       }),
     ];
     const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
-    const exposed = exposureWarning(this.config.listen, web);
-    if (exposed) this.log.warn({ listen: this.config.listen }, exposed);
     this.server = await startHttpServer(
       this.config.listen,
       routes,
@@ -198,14 +208,21 @@ export class Watchdog {
     );
   }
 
-  /** The loop is alive when a tick finished within three intervals (or it just started). */
-  loopHealthy(): { ok: boolean; lastTickWall?: number; ticks: number } {
+  /**
+   * The loop is alive when a tick finished within three intervals (or it just started). It still
+   * ticks when actions cannot be recorded; `problems` says so (the watchdog observes but does not act).
+   */
+  loopHealthy(): { ok: boolean; lastTickWall?: number; ticks: number; problems?: string[] } {
     const limit = Math.max(3 * this.config.interval, 10_000);
     const reference = this.lastTickWall ?? this.startedWall;
     const ok = !this.stopping && this.clock.now() - reference <= limit;
-    return this.lastTickWall === undefined
-      ? { ok, ticks: this.ticks }
-      : { ok, lastTickWall: this.lastTickWall, ticks: this.ticks };
+    const problems = this.ledger.writeError ? [`cannot record actions: ${this.ledger.writeError}`] : [];
+    return {
+      ok,
+      ...(this.lastTickWall === undefined ? {} : { lastTickWall: this.lastTickWall }),
+      ticks: this.ticks,
+      ...(problems.length ? { problems } : {}),
+    };
   }
 
   snapshot(): Snapshot {
@@ -218,6 +235,7 @@ export class Watchdog {
       gpus: this.gpus,
     };
     if (this.lastTickWall !== undefined) snapshot.lastTickWall = this.lastTickWall;
+    if (this.ledger.writeError) snapshot.cannotRecordActions = this.ledger.writeError;
     return snapshot;
   }
 
@@ -322,8 +340,10 @@ export class Watchdog {
       collectors: [...partial.collectors, host.status],
       canaryResults: runtime.finishedCanaries.splice(0),
       canariesInFlight: [...runtime.canaries].map(([model, c]) => ({ model, startedMono: c.startedMono })),
-      actionResults: runtime.finishedActions.splice(0),
+      actionResults: runtime.acting.takeFinished(),
     };
+    const notExecuted = runtime.acting.takeNotExecuted();
+    if (notExecuted.length) observation.actionsNotExecuted = notExecuted;
     if (host.gpus) observation.gpus = host.gpus;
     const nowMono = this.clock.monotonic();
     const budget = this.ledger.budgetView(runtime.config.name, nowMono, {
@@ -365,7 +385,13 @@ export class Watchdog {
       observation,
       ...(lastCanary ? { lastCanary } : {}),
       ...(previous.lastIncident ? { lastIncident: previous.lastIncident } : {}),
+      ...(verdict.canaryDisabled?.length ? { canaryDisabled: verdict.canaryDisabled } : {}),
     };
+    for (const d of verdict.canaryDisabled ?? []) {
+      if (!previous.canaryDisabled?.some((p) => p.model === d.model)) {
+        log.warn({ model: d.model, reason: d.reason }, `periodic canaries on ${d.model} stopped`);
+      }
+    }
   }
 
   private track(runtime: TargetRuntime, work: Promise<unknown>): void {
@@ -384,10 +410,9 @@ export class Watchdog {
       const work = runCanary({
         url: runtime.config.url,
         model: command.model,
-        numCtx: command.numCtx,
-        keepAlive: command.keepAlive,
+        probe: command.probe,
         prompt: this.config.detection.canary.prompt,
-        timeoutMs: this.config.detection.canary.timeout,
+        timeoutMs: command.timeoutMs ?? this.config.detection.canary.timeout,
         fetch: this.options.fetch ?? httpFetch,
         clock: this.clock,
         signal: abort.signal,
@@ -399,37 +424,7 @@ export class Watchdog {
       this.track(runtime, work);
       return;
     }
-    if (runtime.actionInFlight) {
-      log.warn({ command }, "an action is still running; not starting another");
-      return;
-    }
-    runtime.actionInFlight = true;
-    log.warn(
-      { action: command.kind, reason: command.reason, dryRun: this.config.remediation.dryRun },
-      `action ${command.kind}`,
-    );
-    const work = runtime.executor.execute(command).then((outcome) => {
-      // The ledger learns the outcome before the next tick's observation carries it, so the
-      // budget never forgets an action (decide counts it itself until then).
-      this.ledger.append({
-        wall: outcome.startedWall,
-        target: runtime.config.name,
-        action: outcome.action,
-        result: outcome.result,
-        reason: command.reason,
-        durationMs: outcome.durationMs,
-        ...(outcome.detail ? { detail: outcome.detail } : {}),
-        ...(outcome.error ? { error: outcome.error } : {}),
-      });
-      runtime.actionInFlight = false;
-      runtime.finishedActions.push(outcome);
-      this.telemetry.countAction(runtime.config.name, outcome);
-      log[outcome.result === "failure" ? "error" : "info"](
-        { outcome },
-        `action ${outcome.action}: ${outcome.result}`,
-      );
-    });
-    this.track(runtime, work);
+    runtime.acting.run(command);
   }
 
   /** Graceful stop: no new ticks or actions, finish the tick in progress, abort canaries, close. */
@@ -441,7 +436,7 @@ export class Watchdog {
     this.fleet.stop();
     await this.tickInProgress;
     for (const runtime of this.targets) for (const canary of runtime.canaries.values()) canary.abort.abort();
-    const pending = this.targets.flatMap((t) => [...t.pending]);
+    const pending = this.targets.flatMap((t) => [...t.pending, ...t.acting.work()]);
     await Promise.race([
       Promise.allSettled(pending),
       new Promise((resolve) => setTimeout(resolve, 5000).unref()),

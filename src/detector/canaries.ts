@@ -2,18 +2,27 @@
  * Canary scheduling: the suspicions that fire a canary at once, the periodic canary, and the
  * verification canary after a remediation.
  *
- * - Canaries: only models listed in `/api/ps`, none in load grace, at most one in flight per model,
- *   `num_ctx` = the model's context length, `keep_alive` = the time its expiry had left
- *   (keep-alive.ts; models whose expiry is not set yet get no periodic canary, so we never
- *   shorten a user's keep-alive). Every `canary.every` from the last one, and at once on
- *   suspicion: expiry in the past (F4), runner in D/Z state, runner ≥ CPU_SPIN_CORES while the
- *   GPU idles (F2), `/api/ps` failing or slower than PS_SLOW_FRACTION × apiTimeout, VRAM ≥
- *   VRAM_HELD_BYTES with no runner, the last canary timed out with no progress. A suspicion
- *   fires one canary; it fires again only if that canary timed out.
+ * - What a canary costs a user: nothing. It sends no `keep_alive` (sticky: it would become the
+ *   model's session duration, `useLoadedRunner` in server/sched.go) and no runner options (a
+ *   difference forces a reload, `needsReload`): see src/collectors/canary.ts.
+ * - Canaries: only models listed in `/api/ps`, none in load grace, at most one in flight per model.
+ *   Periodic (every `canary.every` from the last one) only while the model's last real request
+ *   still holds it (`realExpiryWall`, models.ts, not passed): every request re-arms the expiry, so
+ *   an unused model unloads no later than twice its keep-alive after its last real request.
+ *   Never periodic on a model one of our canaries reloaded (`canaryDisabled`).
+ * - At once on suspicion: expiry in the past for longer than `canary.timeout` (F4; shorter is a
+ *   normal unload, and a canary then could load the model again), runner in D/Z state, runner ≥
+ *   CPU_SPIN_CORES while the GPU idles (F2), `/api/ps` failing or slower than PS_SLOW_FRACTION ×
+ *   apiTimeout, VRAM ≥ VRAM_HELD_BYTES with no runner, the last canary timed out or answered
+ *   badly. A suspicion fires one canary; it fires again only if that canary failed.
+ * - Verification after an action: on the remedied model, once the action's outcome is back, with
+ *   a timeout of `loadGrace + canary.timeout`: it carries the reload (Ollama loads under the
+ *   requesting client's context; aborting it cancels the load).
+ * - Embedding models (400 "does not support generate") are probed with /api/embed.
  */
-import type { Command, GpuSample, WatchdogState } from "../core/types.js";
+import type { CanaryOutcome, Command, GpuSample, WatchdogState } from "../core/types.js";
 import { formatMs } from "../remediation/policy.js";
-import { isExpired, keepAliveFor, parseExpiry } from "./keep-alive.js";
+import { parseExpiry } from "./keep-alive.js";
 import type { ModelMemory } from "./memory.js";
 import { isLoading } from "./models.js";
 import { modelsPartlyOnCpu } from "./progress.js";
@@ -25,8 +34,6 @@ export const CPU_SPIN_CORES = 0.5;
 export const VRAM_HELD_BYTES = 1024 ** 3;
 /** /api/ps slower than this fraction of apiTimeout is a suspicion. */
 export const PS_SLOW_FRACTION = 0.5;
-/** keep_alive for suspicion/verification canaries on a model whose expiry is unknown (Ollama's default). */
-export const FALLBACK_KEEP_ALIVE = "5m";
 
 function vramUsedBytes(gpus: GpuSample[] | undefined): number {
   return (gpus ?? []).reduce((sum, g) => sum + (g.memoryUsedBytes ?? 0), 0);
@@ -59,14 +66,20 @@ export function detectSuspicions(t: Tick): Record<string, string[]> {
   const owned = new Set(Object.values(m.models).map((mm) => mm.runnerPid));
   for (const [pid, found] of perRunner) if (!owned.has(pid)) global.push(...found);
 
+  // One model's canary hung: ask the others at once, to tell one stuck runner from a stuck scheduler.
+  const hung = Object.values(m.models).find((mm) => mm.episode && mm.episode.timeouts > 0);
   const result: Record<string, string[]> = {};
   for (const mm of Object.values(m.models)) {
     const own = [...global, ...(mm.runnerPid !== undefined ? (perRunner.get(mm.runnerPid) ?? []) : [])];
-    if (isExpired(mm.expiresAt, obs.wall)) {
-      const ago = obs.wall - (parseExpiry(mm.expiresAt) ?? obs.wall);
+    if (hung && hung !== mm) own.push(`a canary on ${hung.name} timed out`);
+    const ago = obs.wall - (parseExpiry(mm.expiresAt) ?? obs.wall);
+    if (ago > config.detection.canary.timeout) {
       own.push(`${mm.name} expired ${formatMs(ago)} ago but is still listed (stuck "Stopping…"?)`);
     }
-    if (mm.lastOutcome === "timeout" && mm.episode) own.push(`the last canary on ${mm.name} timed out`);
+    if (mm.episode && mm.lastOutcome !== undefined && FAILED.has(mm.lastOutcome))
+      own.push(
+        `the last canary on ${mm.name} ${mm.lastOutcome === "timeout" ? "timed out" : `answered badly (${mm.lastOutcome})`}`,
+      );
     if (own.length) mm.suspicionSinceMono ??= t.now;
     else mm.suspicionSinceMono = undefined;
     result[mm.name] = own;
@@ -76,16 +89,16 @@ export function detectSuspicions(t: Tick): Record<string, string[]> {
 
 // ─── canaries ─────────────────────────────────────────────────────────────────────────────────
 
-function canaryCommand(mm: ModelMemory, keepAlive: string | number): Command {
-  return { kind: "canary", model: mm.name, numCtx: mm.contextLength, keepAlive };
-}
+const FAILED = new Set<CanaryOutcome>(["timeout", "empty", "degenerate"]);
 
 export function scheduleCanaries(t: Tick, state: WatchdogState): void {
   const { m, obs, now, config } = t;
   if (!obs.api.up) return;
   const busy = new Set(obs.canariesInFlight.map((c) => c.model));
-  const issue = (mm: ModelMemory, keepAlive: string | number) => {
-    t.commands.push(canaryCommand(mm, keepAlive));
+  const issue = (mm: ModelMemory, timeoutMs?: number) => {
+    const command: Command = { kind: "canary", model: mm.name, probe: mm.probe };
+    if (timeoutMs !== undefined) command.timeoutMs = timeoutMs;
+    t.commands.push(command);
     mm.lastCanaryIssuedMono = now;
     busy.add(mm.name);
   };
@@ -94,8 +107,7 @@ export function scheduleCanaries(t: Tick, state: WatchdogState): void {
   if (r?.scope === "model" && r.model && state !== "exhausted") {
     const mm = m.models[r.model];
     const ready = r.issuedMono === undefined || r.outcome !== undefined;
-    if (mm && ready && !busy.has(mm.name))
-      issue(mm, keepAliveFor(mm.expiresAt, obs.wall) ?? FALLBACK_KEEP_ALIVE);
+    if (mm && ready && !busy.has(mm.name)) issue(mm, verificationTimeoutMs(config));
   }
   if (!obs.ps) return;
   for (const model of obs.ps.models) {
@@ -107,9 +119,21 @@ export function scheduleCanaries(t: Tick, state: WatchdogState): void {
       (t.suspicions[mm.name]?.length ?? 0) > 0 &&
       (mm.lastCanaryIssuedMono === undefined ||
         mm.lastCanaryIssuedMono < (mm.suspicionSinceMono ?? now) ||
-        (mm.lastOutcome === "timeout" && mm.episode !== undefined && !t.progressNow));
-    if (!due && !suspicious) continue;
-    const keepAlive = keepAliveFor(mm.expiresAt, obs.wall) ?? (suspicious ? FALLBACK_KEEP_ALIVE : undefined);
-    if (keepAlive !== undefined) issue(mm, keepAlive);
+        (mm.lastOutcome !== undefined &&
+          FAILED.has(mm.lastOutcome) &&
+          mm.episode !== undefined &&
+          (!(t.progress.target || t.progress.models[mm.name]) || mm.episode.badAnswers > 0)));
+    if (suspicious || (due && periodicAllowed(t, mm))) issue(mm);
   }
+}
+
+/** Periodic canaries: not on a model a canary reloaded, and only while real use holds the model. */
+function periodicAllowed(t: Tick, mm: ModelMemory): boolean {
+  if (t.m.canaryDisabled[mm.name]) return false;
+  return mm.realExpiryWall !== undefined && t.obs.wall < mm.realExpiryWall;
+}
+
+/** The verification canary carries the reload: it may wait the whole load grace, then answer. */
+export function verificationTimeoutMs(config: Tick["config"]): number {
+  return config.detection.loadGrace + config.detection.canary.timeout;
 }

@@ -32,7 +32,7 @@ import { pendingMonos, receiveActionOutcomes } from "./ladder.js";
 import { trackLiveness, trackScheduler } from "./liveness.js";
 import type { TargetMemory } from "./memory.js";
 import { trackModels, trackRunners } from "./models.js";
-import { detectProgress, gpuView, receiveCanaryResults, trackDemand } from "./progress.js";
+import { detectProgress, gpuView, noteProgress, receiveCanaryResults, trackDemand } from "./progress.js";
 import type { Tick } from "./tick.js";
 
 export type { BudgetView } from "../remediation/policy.js";
@@ -56,13 +56,15 @@ export function decide(
 ): { memory: TargetMemory; verdict: Verdict } {
   const m = structuredClone(memory);
   const obs = observation;
-  receiveActionOutcomes(m, obs);
+  receiveActionOutcomes(m, obs, nowMono, config);
   trackLiveness(m, obs, nowMono, config);
+  const previousRunners = m.runners;
   const rates = trackRunners(m, obs, nowMono);
-  trackModels(m, obs, nowMono, rates);
+  const disabledBefore = new Set(Object.keys(m.canaryDisabled));
+  trackModels(m, obs, nowMono, rates, previousRunners);
   const gpu = gpuView(obs.gpus, config.detection.gpuBusyAbove);
-  const progressWhy = detectProgress(m, obs, gpu, rates, nowMono);
-  if (progressWhy) m.lastProgress = { mono: nowMono, why: progressWhy };
+  const progress = detectProgress(m, obs, gpu, rates, nowMono);
+  noteProgress(m, progress, nowMono);
   const t: Tick = {
     m,
     obs,
@@ -71,9 +73,11 @@ export function decide(
     budget,
     gpu,
     rates,
-    progressNow: progressWhy !== undefined,
+    progress,
     suspicions: {},
-    notes: [],
+    notes: Object.entries(m.canaryDisabled)
+      .filter(([name]) => !disabledBefore.has(name))
+      .map(([name, d]) => `periodic canaries on ${name} stopped: ${d.reason}`),
     commands: [],
   };
   receiveCanaryResults(t);
@@ -97,6 +101,7 @@ export function decide(
       frozenForMs: judgement.frozenForMs,
       commands: t.commands,
       budget: { remaining: status.remaining, max: status.max },
+      canaryDisabled: Object.entries(m.canaryDisabled).map(([model, d]) => ({ model, reason: d.reason })),
     },
   };
 }

@@ -14,7 +14,7 @@ import { formatMs } from "../remediation/policy.js";
 import { judgeExhausted } from "./exhausted.js";
 import { advanceRemediation, startRemediation } from "./ladder.js";
 import type { Episode, ModelMemory, TargetMemory } from "./memory.js";
-import { isLoading } from "./models.js";
+import { isLoading, stuckUnlistedLoad, unlistedLoad } from "./models.js";
 import { noProgressMs } from "./progress.js";
 import type { Judgement, Problem, Tick } from "./tick.js";
 
@@ -49,29 +49,51 @@ function findProblem(t: Tick): Problem | undefined {
       sinceMono: undefined,
     };
   }
-  if (m.psFailingSinceMono !== undefined && now - m.psFailingSinceMono >= config.detection.freezeAfter) {
+  const stuck = stuckUnlistedLoad(m, now, config);
+  if (stuck) {
     return {
       scope: "scheduler",
       model: undefined,
-      text: `/api/ps has failed for ${formatMs(now - m.psFailingSinceMono)} while /api/version answers: the scheduler is stuck`,
-      sinceMono: m.psFailingSinceMono,
+      text: `runner ${stuck.pid} has been loading for ${formatMs(now - stuck.sinceMono)} (load grace ${formatMs(config.detection.loadGrace)}) and its model is still not listed: the load hangs`,
+      sinceMono: stuck.sinceMono,
     };
   }
   const models = Object.values(m.models);
-  if (models.some((mm) => isLoading(mm, now, config))) return undefined;
-  let worst: { mm: ModelMemory; episode: Episode; ms: number } | undefined;
+  if (models.some((mm) => isLoading(mm, now, config)) || unlistedLoad(m, now, config)) return undefined;
+  const frozen: { mm: ModelMemory; episode: Episode; ms: number }[] = [];
   for (const mm of models) {
     if (!mm.episode) continue;
-    const ms = noProgressMs(t, mm.episode);
-    if (ms >= config.detection.freezeAfter && (!worst || ms > worst.ms))
-      worst = { mm, episode: mm.episode, ms };
+    const ms = noProgressMs(t, mm, mm.episode);
+    if (ms >= config.detection.freezeAfter) frozen.push({ mm, episode: mm.episode, ms });
   }
+  const [worst] = frozen.sort((a, b) => b.ms - a.ms);
   if (!worst) return undefined;
-  const timeouts = worst.episode.timeouts ? ` (${worst.episode.timeouts} canary timeout(s))` : "";
+  // Every model's canary waits (at least canary.timeout) and the worst is frozen: the scheduler.
+  const hung = models.filter(
+    (mm) =>
+      mm.episode !== undefined &&
+      mm.episode.badAnswers === 0 &&
+      noProgressMs(t, mm, mm.episode) >= config.detection.canary.timeout,
+  );
+  if (hung.length >= 2 && hung.length === models.length && worst.episode.badAnswers === 0) {
+    // Every model's generations hang at once: not one runner but what they share, the scheduler
+    // (ollama/ollama#17408, #14407) — /api/ps may well stay green. Only a restart helps.
+    const names = hung.map((mm) => mm.name).join(", ");
+    return {
+      scope: "scheduler",
+      model: undefined,
+      text: `canaries on every loaded model (${names}) got no token for ${formatMs(worst.ms)}; no progress: ${idleEvidence(t)}: the scheduler is stuck`,
+      sinceMono: now - worst.ms,
+    };
+  }
+  const e = worst.episode;
+  const what = e.badAnswers
+    ? `answered ${e.badAnswers} time(s) with no real token (${worst.mm.lastError?.error ?? worst.mm.lastOutcome}) over ${formatMs(worst.ms)}`
+    : `got no token for ${formatMs(worst.ms)}${e.timeouts ? ` (${e.timeouts} canary timeout(s))` : ""}; no progress: ${idleEvidence(t)}`;
   return {
     scope: "model",
     model: worst.mm.name,
-    text: `canary on ${worst.mm.name} got no token for ${formatMs(worst.ms)}${timeouts}; no progress: ${idleEvidence(t)}`,
+    text: `canary on ${worst.mm.name} ${what}`,
     sinceMono: now - worst.ms,
   };
 }
@@ -81,7 +103,6 @@ function idleEvidence(t: Tick): string {
   if (t.gpu.present && t.gpu.busiest) {
     parts.push(`GPU idle (max ${Math.round((t.gpu.busiest.utilization ?? 0) * 100)}%)`);
   } else parts.push("no GPU utilization reported");
-  if (t.obs.journal) parts.push("no completions");
   if (t.rates.length) {
     const cores = Math.max(...t.rates.map((r) => r.cores ?? 0));
     parts.push(`runner CPU ${cores.toFixed(2)} cores`);
@@ -99,22 +120,31 @@ function judgeCalm(t: Tick): Judgement {
     );
   }
   if (m.psFailingSinceMono !== undefined) {
+    // From 0.32.4 /api/ps takes the scheduler's locks, held for seconds in normal unloads: slow or
+    // failing /api/ps alone is never acted on; it fires canaries, which judge the models.
     suspect.push(
-      `/api/ps failing for ${formatMs(now - m.psFailingSinceMono)} while the API answers (frozen at ${formatMs(config.detection.freezeAfter)})`,
+      `/api/ps failing for ${formatMs(now - m.psFailingSinceMono)} while the API answers (canaries decide; no action on this alone)`,
     );
   }
   const models = Object.values(m.models);
-  const loading = models.filter((mm) => isLoading(mm, now, config));
-  for (const mm of loading) {
+  const loading: string[] = [];
+  for (const mm of models.filter((model) => isLoading(model, now, config))) {
     const since = mm.loadingSinceMono ?? now;
-    calm.push(
+    loading.push(
       `${mm.name} loading for ${formatMs(now - since)} (load grace ${formatMs(config.detection.loadGrace)})`,
     );
   }
+  const unlisted = unlistedLoad(m, now, config);
+  if (unlisted) loading.push(unlisted);
+  calm.push(...loading);
   for (const mm of models) {
     if (mm.episode) {
-      const ms = noProgressMs(t, mm.episode);
-      if (loading.length && ms >= config.detection.canary.timeout) {
+      const ms = noProgressMs(t, mm, mm.episode);
+      if (mm.episode.badAnswers > 0) {
+        suspect.push(
+          `canary on ${mm.name} answered without a real token (${mm.lastError?.error ?? mm.lastOutcome}) (frozen at ${formatMs(config.detection.freezeAfter)})`,
+        );
+      } else if (loading.length && ms >= config.detection.canary.timeout) {
         calm.push(`canary on ${mm.name} waiting ${formatMs(ms)} while a model loads: inconclusive`);
       } else if (ms >= config.detection.canary.timeout || mm.episode.timeouts > 0) {
         suspect.push(

@@ -5,12 +5,17 @@
  * - Remediation (policy.ts): a frozen model climbs `remediation.ladder` (kill-runner needs the
  *   model's runner; if it cannot be told, that step is skipped); after each action `recovering`
  *   until verified within `verifyWithin`: model → a canary on it (issued once the action's
- *   outcome is back; it may reload the model) answers; down → the API and /api/ps answer after the
- *   restart finished; scheduler → /api/ps answers promptly. An action that reports failure climbs
- *   at once (cooldown still applies). Budget and cooldown gate every action, kill-runner included.
+ *   outcome is back; it carries the reload) answers; down or scheduler → the API and /api/ps
+ *   answer after the restart finished. After kill-runner the reload may outlast `verifyWithin`
+ *   (a big model on a slow disk): verification keeps waiting while the model reloads — its runner
+ *   changed and it is in load grace, or it is not listed (0.30+ lists it once loaded) — up to
+ *   `loadGrace` after the action's outcome, with the verification canary still running. An action
+ *   that reports failure climbs at once (cooldown still applies). Budget and cooldown gate every
+ *   action, kill-runner included.
  * - Dry run: decided and counted exactly as live (the executor reports "dry-run"), so a dry run
  *   shows what the live watchdog would do, including climbing and running out of budget.
  */
+import type { Config } from "../config/schema.js";
 import type { Command, Observation, ProcessSample, WatchdogState } from "../core/types.js";
 import { drainGate } from "../remediation/drain.js";
 import {
@@ -20,18 +25,42 @@ import {
   formatMs,
   nextLadderStep,
 } from "../remediation/policy.js";
-import { PS_SLOW_FRACTION } from "./canaries.js";
 import { exhaust, exhaustLadder } from "./exhausted.js";
 import type { RemediationMemory, TargetMemory } from "./memory.js";
-import { runnerForModel, sameProcess } from "./runners.js";
+import { isLoading } from "./models.js";
+import { provenRunner, sameProcess } from "./runners.js";
 import { frozenSince, type Judgement, type Problem, stateFor, type Tick } from "./tick.js";
 
-export function receiveActionOutcomes(m: TargetMemory, obs: Observation): void {
+export function receiveActionOutcomes(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  receiveNotExecuted(m, obs, now, config);
   const last = obs.actionResults.at(-1);
   if (!last) return;
   m.pendingAction = undefined;
   const r = m.remediation;
-  if (r && r.issuedMono !== undefined && r.outcome === undefined) r.outcome = last;
+  if (r && r.issuedMono !== undefined && r.outcome === undefined) {
+    r.outcome = last;
+    r.outcomeMono = now;
+  }
+}
+
+/**
+ * A command the shell did not carry out (another action still ran, the ledger is unwritable, the
+ * unit was stopped by its operator): nothing happened and nothing was counted, so the step is not
+ * climbed; it waits (at least one interval) and is issued again.
+ */
+function receiveNotExecuted(m: TargetMemory, obs: Observation, now: number, config: Config): void {
+  const dropped = obs.actionsNotExecuted?.at(-1);
+  if (!dropped) return;
+  const r = m.remediation;
+  if (m.pendingAction?.action === dropped.action) m.pendingAction = undefined;
+  if (!r || r.issuedMono === undefined || r.outcome !== undefined) return;
+  r.issuedMono = undefined;
+  r.verifyDeadlineMono = undefined;
+  r.actions.pop();
+  r.held = {
+    why: `${dropped.action} not executed: ${dropped.text}`,
+    untilMono: now + Math.max(dropped.retryAfterMs ?? 0, config.interval),
+  };
 }
 
 export function startRemediation(t: Tick, problem: Problem): Judgement {
@@ -62,6 +91,7 @@ export function startRemediation(t: Tick, problem: Problem): Judgement {
     issuedMono: undefined,
     verifyDeadlineMono: undefined,
     outcome: undefined,
+    outcomeMono: undefined,
     dStateRunners: [],
     actions: [],
     history: [],
@@ -87,14 +117,20 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
   for (;;) {
     const kind = ladder[r.step];
     let runner: ProcessSample | undefined;
+    if (r.held && now < r.held.untilMono) {
+      const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+      return { state, reason: `${lead}; ${r.held.why}`, frozenForMs };
+    }
+    const heldWhy = r.held ? `${r.held.why}; trying again` : "";
+    r.held = undefined;
     if (kind === "kill-runner") {
       const mm = r.model ? m.models[r.model] : undefined;
-      const runners = t.obs.processes?.runners ?? [];
-      runner = mm ? runnerForModel(mm, runners, mm.runnerPid) : undefined;
-      if (!runner) {
-        r.history.push(
-          `kill-runner skipped: cannot tell which of ${runners.length} runner(s) serves ${r.model}`,
-        );
+      const proof = mm
+        ? provenRunner(mm, t.obs.processes)
+        : { why: `${r.model ?? "the model"} is not known` };
+      if ("runner" in proof) runner = proof.runner;
+      else {
+        r.history.push(`kill-runner skipped: ${proof.why}`);
         const next = nextLadderStep(ladder, r.step + 1, r.scope);
         if (next === undefined) return exhaustLadder(t, r, r.history.at(-1) ?? "");
         r.step = next;
@@ -105,7 +141,9 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     if (!gate.open && gate.why === "budget") {
       return exhaust(t, r.scope, r.problemSinceMono, `${r.problem}; ${gate.text} — stopped acting`);
     }
-    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
+    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix), heldWhy]
+      .filter(Boolean)
+      .join("; ");
     if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
     const drain =
       kind === "restart"
@@ -119,6 +157,7 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
         model: r.model,
         pid: runner.pid,
         startSeconds: runner.startSeconds,
+        parentPid: runner.ppid,
         reason: r.problem,
       };
       t.commands.push(command);
@@ -140,17 +179,31 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
 }
 
 function verifiedSince(t: Tick, r: RemediationMemory, sinceMono: number): string | undefined {
-  const { obs, config } = t;
+  const { obs } = t;
   if (r.scope === "model") {
     const ok = obs.canaryResults.find(
       (c) => c.model === r.model && c.outcome === "ok" && c.startedMono >= sinceMono,
     );
     return ok ? `canary on ${r.model} answered in ${Math.round(ok.ttftMs ?? ok.durationMs)}ms` : undefined;
   }
-  if (r.scope === "liveness") return obs.api.up && obs.ps ? "the API and /api/ps answer" : undefined;
-  return obs.ps && obs.ps.latencyMs < config.detection.apiTimeout * PS_SLOW_FRACTION
-    ? `/api/ps answers in ${Math.round(obs.ps.latencyMs)}ms`
+  const ok = obs.canaryResults.find((c) => c.outcome === "ok" && c.startedMono >= sinceMono);
+  if (ok) return `canary on ${ok.model} answered in ${Math.round(ok.ttftMs ?? ok.durationMs)}ms`;
+  return obs.api.up && obs.ps && (r.scope === "liveness" || obs.ps.models.length === 0)
+    ? "the API and /api/ps answer"
     : undefined;
+}
+
+/** After kill-runner: the model reloading under the verification canary, in words, or undefined. */
+function reloading(t: Tick, r: RemediationMemory): string | undefined {
+  const { m, obs, now, config } = t;
+  if (r.scope !== "model" || !r.model || r.outcomeMono === undefined) return undefined;
+  if (now - r.outcomeMono >= config.detection.loadGrace) return undefined;
+  if (!obs.canariesInFlight.some((c) => c.model === r.model)) return undefined;
+  const mm = m.models[r.model];
+  if (!mm) return undefined;
+  const listed = obs.ps?.models.some((model) => model.name === r.model) ?? true;
+  if (!listed) return `${r.model} is reloading (not listed yet)`;
+  return isLoading(mm, now, config) ? `${r.model} is reloading (runner ${mm.runnerPid ?? "?"})` : undefined;
 }
 
 export function advanceRemediation(t: Tick): Judgement {
@@ -203,6 +256,15 @@ export function advanceRemediation(t: Tick): Judgement {
     };
   }
   const failed = r.outcome?.result === "failure";
+  const reload = failed ? undefined : reloading(t, r);
+  if (reload && now >= (r.verifyDeadlineMono ?? now)) {
+    const left = (r.outcomeMono ?? now) + config.detection.loadGrace - now;
+    return {
+      state: "recovering",
+      reason: `${kind} ${formatMs(now - r.issuedMono)} ago for: ${r.problem}; ${reload}: waiting for it (load grace, ${formatMs(left)} left)`,
+      frozenForMs,
+    };
+  }
   if (failed || now >= (r.verifyDeadlineMono ?? now)) {
     const why = failed
       ? `${kind} failed (${r.outcome?.error ?? r.outcome?.detail ?? "no detail"})`

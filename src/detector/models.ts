@@ -1,21 +1,35 @@
 /**
  * Runner and model tracking: runner CPU rates, the models /api/ps lists, which runner serves which
- * model, and whether a model is loading (its load grace).
+ * model, whether a model is loading (its load grace), what its expiry says about real use, and
+ * whether one of our canaries reloaded it.
  *
- * - Grace: `starting` for `startupGrace` after the watchdog starts and after Ollama (re)starts
- *   (server pid/start time changed, or the API is back after `down`); a successful canary ends it
- *   early (Ollama has proven healthy). A model is loading (B3) from when it first appears in
- *   `/api/ps` (models already there on the watchdog's first look are not), its runner pid
- *   changes, or its expires_at moves in step with the clock between polls (Ollama lists a loading
- *   model as "now + keep-alive"; this catches loads begun before the first look), for `loadGrace`
- *   or until a canary on it succeeds or its expiry stops moving (Ollama fixes it when the loading
- *   request finishes), so a freshly loaded model is watched at once.
+ * - Loading (B3): from when a model first appears in `/api/ps` (not on the watchdog's first
+ *   look), its runner pid changes, or its expires_at moves in step with the clock between polls,
+ *   for `loadGrace` or until a canary on it succeeds or its expiry stops moving. A moving expiry
+ *   means Ollama has not set it yet: the model is loading **or its first request after the load is
+ *   still running** (server/sched.go sets expiresAt only when the reference count drops to 0).
+ *   From 0.30 a loading model is not listed at all: a runner whose `--model` blob belongs to no
+ *   listed model is that load (`unlistedRunners`), in grace for `loadGrace` like a listed one.
+ * - Real use: when the expiry changes and none of our canaries on the model ended since the
+ *   previous poll (or the change is later than our canary explains), a real request set it:
+ *   `realExpiryWall`. Periodic canaries stop once it has passed (canaries.ts).
+ * - A canary that reloads: the model's runner changed, or the model left `/api/ps`, while one of
+ *   our canaries on it was running or had just ended, its old runner alive and no remediation of
+ *   ours on it → `canaryDisabled` (its periodic canaries stop; say so in the log, /api/status and
+ *   `ollama_watchdog_canary_disabled`).
  */
 import type { Config } from "../config/schema.js";
 import type { LoadedModel, Observation } from "../core/types.js";
+import { formatMs } from "../remediation/policy.js";
+import { parseExpiry } from "./keep-alive.js";
 import type { ModelMemory, RunnerMemory, TargetMemory } from "./memory.js";
 import { runnerForModel, sameProcess } from "./runners.js";
 import type { RunnerRate } from "./tick.js";
+
+/** How closely expires_at must track the clock between two polls to read as "loading". */
+const LOADING_LEAD_TOLERANCE_MS = 250;
+/** Slack when telling an expiry our canary set from a later one a user's request set. */
+const OWN_EXPIRY_SLACK_MS = 1000;
 
 export function trackRunners(m: TargetMemory, obs: Observation, now: number): RunnerRate[] {
   const runners = obs.processes?.runners;
@@ -40,9 +54,6 @@ export function trackRunners(m: TargetMemory, obs: Observation, now: number): Ru
   return rates;
 }
 
-/** How closely expires_at must track the clock between two polls to read as "loading". */
-const LOADING_LEAD_TOLERANCE_MS = 250;
-
 function newModelMemory(model: LoadedModel, now: number, loading: boolean): ModelMemory {
   return {
     name: model.name,
@@ -62,16 +73,68 @@ function newModelMemory(model: LoadedModel, now: number, loading: boolean): Mode
     lastError: undefined,
     suspicionSinceMono: undefined,
     episode: undefined,
+    probe: "generate",
+    lastProgress: undefined,
+    realExpiryWall: parseExpiry(model.expiresAt),
+    ownEndWall: undefined,
+    sessionMs: undefined,
+    polledWall: undefined,
   };
 }
 
-export function trackModels(m: TargetMemory, obs: Observation, now: number, rates: RunnerRate[]): void {
+/** Our canaries on this model: one running now, or the wall time the latest finished. */
+function noteOwnCanaries(mm: ModelMemory, obs: Observation, now: number): boolean {
+  for (const result of obs.canaryResults) {
+    if (result.model !== mm.name) continue;
+    const endWall = obs.wall - (now - (result.startedMono + result.durationMs));
+    mm.ownEndWall = Math.max(mm.ownEndWall ?? endWall, endWall);
+  }
+  return obs.canariesInFlight.some((c) => c.model === mm.name);
+}
+
+/** Did one of our canaries touch the model since its previous poll? */
+function touchedByOurCanary(mm: ModelMemory, inFlight: boolean): boolean {
+  if (inFlight) return true;
+  if (mm.ownEndWall === undefined) return false;
+  return mm.polledWall === undefined || mm.ownEndWall >= mm.polledWall - OWN_EXPIRY_SLACK_MS;
+}
+
+/** Learns from an expiry change whether a real request set it. */
+function trackRealUse(mm: ModelMemory, expiresAt: string, touched: boolean): void {
+  if (expiresAt === mm.expiresAt) return;
+  const expiry = parseExpiry(expiresAt);
+  if (expiry === undefined) return;
+  if (!touched || mm.ownEndWall === undefined) {
+    mm.realExpiryWall = expiry;
+    return;
+  }
+  const session = expiry - mm.ownEndWall;
+  if (mm.sessionMs !== undefined && session > mm.sessionMs + OWN_EXPIRY_SLACK_MS) {
+    // Later than our canary explains: a user's request ended after it.
+    mm.realExpiryWall = expiry;
+    return;
+  }
+  mm.sessionMs = session;
+}
+
+function disableCanaries(m: TargetMemory, name: string, now: number, reason: string): void {
+  m.canaryDisabled[name] ??= { reason, sinceMono: now };
+}
+
+export function trackModels(
+  m: TargetMemory,
+  obs: Observation,
+  now: number,
+  rates: RunnerRate[],
+  previousRunners: Record<string, RunnerMemory>,
+): void {
   if (!obs.ps) return;
   const firstLook = !m.psSeen;
   m.psSeen = true;
   const runners = obs.processes?.runners ?? [];
   const newRunners = rates.filter((r) => r.isNew).map((r) => r.runner);
   const newModels = obs.ps.models.filter((model) => m.models[model.name] === undefined);
+  const remedied = m.remediation?.model;
   const listed = new Set<string>();
   for (const model of obs.ps.models) {
     listed.add(model.name);
@@ -82,6 +145,8 @@ export function trackModels(m: TargetMemory, obs: Observation, now: number, rate
       // A model and a runner that appeared together belong together.
       if (!firstLook && newModels.length === 1 && newRunners.length === 1) mm.runnerPid = newRunners[0]?.pid;
     }
+    const inFlight = noteOwnCanaries(mm, obs, now);
+    const touched = touchedByOurCanary(mm, inFlight);
     const lead = Date.parse(model.expiresAt) - obs.wall;
     if (
       mm.loadingSinceMono === undefined &&
@@ -92,19 +157,18 @@ export function trackModels(m: TargetMemory, obs: Observation, now: number, rate
       model.expiresAt !== mm.expiresAt &&
       Math.abs(lead - mm.expiryLeadMs) < LOADING_LEAD_TOLERANCE_MS
     ) {
-      // While a model loads, Ollama reports expires_at as now + keep-alive on every poll: an
-      // expiry that moves with the clock is a load in progress, even one that began before the
-      // watchdog's first look (a finished request moves it once, not in step with the clock).
+      // Ollama reports now + session duration while the expiry is unset: the model is loading or
+      // its first request since the load still runs, even one begun before the watchdog's first look.
       mm.loadingSinceMono = now;
     } else if (
       mm.loadingSinceMono !== undefined &&
       mm.expiryLeadMs !== undefined &&
       model.expiresAt === mm.expiresAt
     ) {
-      // The expiry stopped moving: Ollama fixed it when the request that loaded the model
-      // finished, so the load is over and the model can be watched (and canaried) at once.
+      // The expiry stopped moving: the request that loaded the model finished.
       mm.loadingSinceMono = undefined;
     }
+    trackRealUse(mm, model.expiresAt, touched);
     mm.expiryLeadMs = Number.isFinite(lead) ? lead : undefined;
     mm.digest = model.digest;
     mm.blob = model.blob;
@@ -112,19 +176,97 @@ export function trackModels(m: TargetMemory, obs: Observation, now: number, rate
     mm.expiresAt = model.expiresAt;
     mm.size = model.size;
     mm.sizeVram = model.sizeVram;
+    mm.polledWall = obs.wall;
     if (obs.processes) {
       const runner = runnerForModel(model, runners, mm.runnerPid);
-      if (runner && mm.runnerPid !== undefined && runner.pid !== mm.runnerPid) mm.loadingSinceMono = now;
-      mm.runnerPid = runner?.pid;
+      if (runner && mm.runnerPid !== undefined && runner.pid !== mm.runnerPid) {
+        mm.loadingSinceMono = now;
+        if (touched && remedied !== mm.name && previousRunners[mm.runnerPid] !== undefined) {
+          disableCanaries(
+            m,
+            mm.name,
+            now,
+            `our canary reloaded ${mm.name} (runner ${mm.runnerPid} → ${runner.pid}): its runner options differ from what a request without options gets`,
+          );
+        }
+      }
+      // Keep the last known runner while none is found (killed, not yet reloaded): the next one
+      // to serve the model is then a change, a reload in progress.
+      if (runner) mm.runnerPid = runner.pid;
     }
   }
-  for (const name of Object.keys(m.models)) {
-    if (!listed.has(name) && m.remediation?.model !== name) delete m.models[name];
+  for (const [name, mm] of Object.entries(m.models)) {
+    if (listed.has(name)) continue;
+    const inFlight = noteOwnCanaries(mm, obs, now);
+    const oldRunnerAlive = mm.runnerPid !== undefined && previousRunners[mm.runnerPid] !== undefined;
+    // A listed model cannot expire while our request holds it: it left to be reloaded (0.30+
+    // lists a loading model only once loaded), by our canary unless its runner had died.
+    if (touchedByOurCanary(mm, inFlight) && remedied !== name && (oldRunnerAlive || !obs.processes)) {
+      disableCanaries(
+        m,
+        name,
+        now,
+        `${name} left /api/ps while our canary on it ran: the canary made Ollama reload it`,
+      );
+    }
+    if (remedied !== name) delete m.models[name];
   }
+  trackUnlistedRunners(m, obs, now);
+}
+
+/**
+ * Runners whose `--model` blob belongs to no listed model: from 0.30 the model being loaded (it is
+ * listed only once loaded). Only where every listed model's blob is known (else any runner could
+ * be theirs).
+ */
+function trackUnlistedRunners(m: TargetMemory, obs: Observation, now: number): void {
+  const runners = obs.processes?.runners;
+  const models = Object.values(m.models);
+  if (!runners || !obs.ps || models.some((mm) => mm.blob === undefined)) {
+    m.unlistedRunners = {};
+    return;
+  }
+  const blobs = new Set(models.map((mm) => mm.blob));
+  const runnerBlobs = new Set(runners.map((r) => r.modelPath?.split("/").pop()));
+  // Every listed model must have its runner in view, else a stray runner may be one of theirs.
+  if (models.some((mm) => !runnerBlobs.has(mm.blob))) {
+    m.unlistedRunners = {};
+    return;
+  }
+  const next: TargetMemory["unlistedRunners"] = {};
+  for (const runner of runners) {
+    const blob = runner.modelPath?.split("/").pop();
+    if (!runner.modelPath || !blob || blobs.has(blob)) continue;
+    next[runner.pid] = m.unlistedRunners[runner.pid] ?? { sinceMono: now, modelPath: runner.modelPath };
+  }
+  m.unlistedRunners = next;
 }
 
 export function isLoading(mm: ModelMemory, now: number, config: Config): boolean {
   if (mm.loadingSinceMono === undefined) return false;
   if (now - mm.loadingSinceMono >= config.detection.loadGrace) return false;
   return !(mm.lastCanaryOkMono !== undefined && mm.lastCanaryOkMono >= mm.loadingSinceMono);
+}
+
+/** A load not listed in /api/ps (0.30+), still within its load grace. */
+export function unlistedLoad(m: TargetMemory, now: number, config: Config): string | undefined {
+  for (const [pid, u] of Object.entries(m.unlistedRunners)) {
+    const ms = now - u.sinceMono;
+    if (ms < config.detection.loadGrace) {
+      return `runner ${pid} (${u.modelPath.split("/").pop()}) loading, not yet listed, for ${formatMs(ms)}`;
+    }
+  }
+  return undefined;
+}
+
+/** A load not listed in /api/ps that has outlasted its load grace: the load hangs. */
+export function stuckUnlistedLoad(
+  m: TargetMemory,
+  now: number,
+  config: Config,
+): { pid: string; sinceMono: number } | undefined {
+  for (const [pid, u] of Object.entries(m.unlistedRunners)) {
+    if (now - u.sinceMono >= config.detection.loadGrace) return { pid, sinceMono: u.sinceMono };
+  }
+  return undefined;
 }

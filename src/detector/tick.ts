@@ -3,6 +3,7 @@ import type { Config } from "../config/schema.js";
 import type { Command, GpuSample, Observation, ProcessSample, WatchdogState } from "../core/types.js";
 import type { BudgetView, Scope } from "../remediation/policy.js";
 import type { TargetMemory } from "./memory.js";
+import type { ProgressNow } from "./progress.js";
 
 export interface RunnerRate {
   runner: ProcessSample;
@@ -27,7 +28,8 @@ export interface Tick {
   budget: BudgetView;
   gpu: GpuView;
   rates: RunnerRate[];
-  progressNow: boolean;
+  /** Progress seen this tick (progress.ts). */
+  progress: ProgressNow;
   suspicions: Record<string, string[]>;
   notes: string[];
   commands: Command[];

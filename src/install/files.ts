@@ -1,5 +1,6 @@
 import { stringify } from "yaml";
 import type { Config } from "../config/schema.js";
+import { checkedUnitName, checkedUserName, systemdWord } from "./unit.js";
 
 /**
  * The other files install writes, rendered as text (pure). The unit is in unit.ts.
@@ -16,15 +17,18 @@ export const POLKIT_VERB = "restart";
  * a non-interactive service can never satisfy.
  */
 export function renderPolkitRule(user: string, units: string[]): string {
-  const unitList = units.map((u) => JSON.stringify(u)).join(", ");
+  // Checked names only: a newline in a comment line, or a quote in a literal, would be live code.
+  checkedUserName(user);
+  for (const unit of units) checkedUnitName(unit);
+  const unitList = units.map(jsString).join(", ");
   return [
     '// Written by "ollama-watchdog install"; "ollama-watchdog uninstall" removes it.',
     `// Lets the user ${user} restart ${units.join(", ") || "(no unit)"} and do nothing else.`,
     "polkit.addRule(function (action, subject) {",
     `  var units = [${unitList}];`,
-    `  if (action.id == ${JSON.stringify(POLKIT_ACTION)} &&`,
-    `      subject.user == ${JSON.stringify(user)} &&`,
-    `      action.lookup("verb") == ${JSON.stringify(POLKIT_VERB)} &&`,
+    `  if (action.id == ${jsString(POLKIT_ACTION)} &&`,
+    `      subject.user == ${jsString(user)} &&`,
+    `      action.lookup("verb") == ${jsString(POLKIT_VERB)} &&`,
     '      units.indexOf(action.lookup("unit")) >= 0) {',
     "    return polkit.Result.YES;",
     "  }",
@@ -33,11 +37,18 @@ export function renderPolkitRule(user: string, units: string[]): string {
   ].join("\n");
 }
 
+/** A JavaScript string literal, also for ES5 engines (U+2028/2029 end a line there). */
+function jsString(text: string): string {
+  return JSON.stringify(text)
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
 /** systemd-sysusers(8): a system user and group, no login, home = the state dir. */
 export function renderSysusers(user: string, stateDir: string): string {
   return [
     "# Written by `ollama-watchdog install`; `ollama-watchdog uninstall` removes it (and the user).",
-    `u ${user} - "Ollama watchdog" ${stateDir} /usr/sbin/nologin`,
+    `u ${checkedUserName(user)} - "Ollama watchdog" ${systemdWord(stateDir)} /usr/sbin/nologin`,
     "",
   ].join("\n");
 }

@@ -1,4 +1,5 @@
 import { dirname } from "node:path";
+import { isUnitName } from "../config/names.js";
 import type { Config } from "../config/schema.js";
 import { defaultLayout, type InstallLayout } from "./layout.js";
 
@@ -70,9 +71,30 @@ export function unitInputsFor(config: Config, layout: InstallLayout): UnitInputs
   };
 }
 
-/** A systemd word that needs quoting is quoted; our paths normally need none. */
-function quoteArg(arg: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, "\\$1")}"`;
+/**
+ * One word of a systemd file (unit, sysusers.d): `%` doubled (else it is a specifier such as %h),
+ * quoted when it has anything but plain characters. A control character cannot be written safely
+ * (a newline would start a new directive): refused.
+ */
+export function systemdWord(word: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  if (/[\x00-\x1f\x7f]/.test(word))
+    throw new Error(`${JSON.stringify(word)}: a control character cannot go into a systemd file`);
+  const escaped = word.replace(/%/g, "%%");
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped) ? escaped : `"${escaped.replace(/(["\\])/g, "\\$1")}"`;
+}
+
+/** A unit name as systemd's grammar allows it (config/names.ts), or an error: never rendered raw. */
+export function checkedUnitName(unit: string): string {
+  if (!isUnitName(unit)) throw new Error(`${JSON.stringify(unit)} is not a valid unit name`);
+  return unit;
+}
+
+/** A system user/group name (the service user): letters, digits, '_', '-', '.'. */
+export function checkedUserName(user: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(user))
+    throw new Error(`${JSON.stringify(user)} is not a valid user name`);
+  return user;
 }
 
 export function execStartArgv(layout: InstallLayout): string[] {
@@ -86,8 +108,8 @@ export function execStartArgv(layout: InstallLayout): string[] {
 export function sandboxDirectives(inputs: UnitInputs): Array<[string, string]> {
   const writable = [inputs.stateDir, ...inputs.extraWritablePaths];
   const directives: Array<[string, string]> = [
-    ["User", inputs.layout.user],
-    ["Group", inputs.layout.user],
+    ["User", checkedUserName(inputs.layout.user)],
+    ["Group", checkedUserName(inputs.layout.user)],
   ];
   if (inputs.supplementaryGroups.length) {
     directives.push(["SupplementaryGroups", inputs.supplementaryGroups.join(" ")]);
@@ -100,7 +122,7 @@ export function sandboxDirectives(inputs: UnitInputs): Array<[string, string]> {
     ["NoNewPrivileges", "yes"],
     ["UMask", "0027"],
     ["ProtectSystem", "strict"],
-    ["ReadWritePaths", writable.join(" ")],
+    ["ReadWritePaths", writable.map(systemdWord).join(" ")],
     ["ProtectHome", "yes"],
     ["PrivateTmp", "yes"],
     ["PrivateDevices", inputs.privateDevices ? "yes" : "no"],
@@ -135,7 +157,7 @@ export function serviceDirectives(inputs: UnitInputs): Array<[string, string]> {
   return [
     ["Type", "notify"],
     ["NotifyAccess", "all"],
-    ["ExecStart", execStartArgv(inputs.layout).map(quoteArg).join(" ")],
+    ["ExecStart", execStartArgv(inputs.layout).map(systemdWord).join(" ")],
     ["WatchdogSec", `${inputs.watchdogSec}s`],
     ["Restart", "on-failure"],
     ["RestartSec", "5s"],
@@ -145,13 +167,13 @@ export function serviceDirectives(inputs: UnitInputs): Array<[string, string]> {
 }
 
 export function renderUnit(inputs: UnitInputs): string {
-  const after = ["network-online.target", ...inputs.after].join(" ");
+  const after = ["network-online.target", ...inputs.after.map(checkedUnitName)].join(" ");
   const lines = [
     "# Written by `ollama-watchdog install`; `ollama-watchdog uninstall` removes it.",
     "# Edits are overwritten by the next install: change the config file instead, or add a drop-in.",
     "[Unit]",
     "Description=Ollama watchdog: detects a frozen Ollama and heals it",
-    `Documentation=file:${docsPathOf(inputs.layout)}`,
+    `Documentation=${systemdWord(`file:${docsPathOf(inputs.layout)}`)}`,
     // Ordering only: pulling network-online.target in would stall the start for minutes on a
     // host whose network never comes "online" (Ollama is usually on loopback anyway).
     `After=${after}`,

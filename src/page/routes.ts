@@ -20,6 +20,10 @@ export interface PageDependencies {
   fleet?: () => FleetView;
   /** Seconds between SSE keep-alive comments. Default 20. */
   keepAliveMs?: number;
+  /** Event streams open at once; more are answered 503 (each costs a socket and its buffers). Default 32. */
+  maxEventClients?: number;
+  /** A client whose stream has not drained for this long is dropped (its browser reconnects). Default 60 s. */
+  eventStallMs?: number;
 }
 
 // Only our own origin: no CDN, no external request can sneak in. uPlot styles its elements inline.
@@ -62,6 +66,43 @@ function coalesced(fn: () => void): () => void {
   };
 }
 
+function sseEvent(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+interface EventClient {
+  res: ServerResponse;
+  /** When a write found the stream not yet drained; undefined while it keeps up. */
+  stalledSince?: number;
+}
+
+/**
+ * The SSE fan-out: each event is serialized once for every client, and a client that does not read
+ * gets no new events queued (snapshots are whole states: skipping some loses nothing) and is
+ * dropped after `stallMs`.
+ */
+class EventHub {
+  readonly clients = new Set<EventClient>();
+
+  constructor(private readonly stallMs: number) {}
+
+  broadcast(text: string): void {
+    for (const client of this.clients) this.write(client, text);
+  }
+
+  write(client: EventClient, text: string): void {
+    const { res } = client;
+    if (res.writableEnded || res.destroyed) return;
+    if (res.writableNeedDrain) {
+      client.stalledSince ??= performance.now();
+      if (performance.now() - client.stalledSince > this.stallMs) res.destroy();
+      return;
+    }
+    client.stalledSince = undefined;
+    res.write(text);
+  }
+}
+
 /**
  * The live page and its data: `GET /` (the page), `/assets/*`, `GET /api/history?target=NAME`,
  * `GET /api/incidents`, `GET /api/incidents/ID` and `GET /api/events` (Server-Sent Events:
@@ -72,6 +113,21 @@ export function pageRoutes(deps: PageDependencies): Route[] {
   const keepAliveMs = deps.keepAliveMs ?? 20_000;
   const tickPayload = () => ({ snapshot: deps.snapshot(), points: history.latest() });
   const incidentsPayload = () => ({ incidents: incidents.list() });
+  const maxEventClients = deps.maxEventClients ?? 32;
+  const hub = new EventHub(deps.eventStallMs ?? 60_000);
+  let unsubscribe: (() => void) | undefined;
+  const subscribe = (): void => {
+    if (unsubscribe) return;
+    const offTick = history.onTick(() => hub.broadcast(sseEvent("snapshot", tickPayload())));
+    const offIncidents = incidents.onChange(
+      coalesced(() => hub.broadcast(sseEvent("incidents", incidentsPayload()))),
+    );
+    unsubscribe = () => {
+      offTick();
+      offIncidents();
+      unsubscribe = undefined;
+    };
+  };
 
   return [
     {
@@ -152,28 +208,29 @@ export function pageRoutes(deps: PageDependencies): Route[] {
       method: "GET",
       path: "/api/events",
       handle: (req, res) => {
+        if (hub.clients.size >= maxEventClients) {
+          res.writeHead(503, { "content-type": "application/json; charset=utf-8", "retry-after": "10" });
+          res.end(`${JSON.stringify({ error: `at most ${maxEventClients} live pages at once` })}\n`);
+          return;
+        }
         res.writeHead(200, {
           "content-type": "text/event-stream; charset=utf-8",
           "cache-control": "no-store",
           connection: "keep-alive",
           "x-accel-buffering": "no",
         });
-        const send = (event: string, data: unknown): void => {
-          if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-        };
+        const client: EventClient = { res };
+        hub.clients.add(client);
+        subscribe();
         res.write("retry: 2000\n\n");
-        send("snapshot", tickPayload());
-        send("incidents", incidentsPayload());
-        const offTick = history.onTick(() => send("snapshot", tickPayload()));
-        const offIncidents = incidents.onChange(coalesced(() => send("incidents", incidentsPayload())));
-        const keepAlive = setInterval(() => {
-          if (!res.writableEnded) res.write(": keep-alive\n\n");
-        }, keepAliveMs);
+        hub.write(client, sseEvent("snapshot", tickPayload()));
+        hub.write(client, sseEvent("incidents", incidentsPayload()));
+        const keepAlive = setInterval(() => hub.write(client, ": keep-alive\n\n"), keepAliveMs);
         keepAlive.unref();
         const stop = (): void => {
           clearInterval(keepAlive);
-          offTick();
-          offIncidents();
+          hub.clients.delete(client);
+          if (hub.clients.size === 0) unsubscribe?.();
         };
         req.on("close", stop);
         res.on("error", stop);

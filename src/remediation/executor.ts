@@ -6,7 +6,14 @@ import type { Config, TargetConfig } from "../config/schema.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/log.js";
 import type { ActionOutcome } from "../core/types.js";
-import type { ActionContext, ActionModule, KillFn, RemediationCommand } from "./actions/action.js";
+import type {
+  ActionContext,
+  ActionModule,
+  ActionRun,
+  KillFn,
+  Refusal,
+  RemediationCommand,
+} from "./actions/action.js";
 import { killRunnerAction } from "./actions/kill-runner.js";
 import { restartCommandAction } from "./actions/restart-command.js";
 import { restartDockerAction } from "./actions/restart-docker.js";
@@ -36,8 +43,14 @@ export interface ExecutorOptions {
 }
 
 export interface Executor {
+  /** Never throws; settles within the module's deadline plus ABANDON_GRACE_MS, whatever the module does. */
   execute(command: RemediationCommand): Promise<ActionOutcome>;
+  /** A reason not to act now (nothing done, nothing counted); undefined to go ahead. Never throws. */
+  preflight(command: RemediationCommand): Promise<Refusal | undefined>;
 }
+
+/** Past its own deadline, a module gets this long before the executor stops waiting for it. */
+export const ABANDON_GRACE_MS = 2000;
 
 export function describeCommand(command: RemediationCommand): string {
   return command.kind === "kill-runner"
@@ -53,6 +66,16 @@ export function createExecutor(options: ExecutorOptions): Executor {
   if (options.systemdTimeoutMs) context.systemdTimeoutMs = options.systemdTimeoutMs;
   if (options.env) context.env = options.env;
   return {
+    async preflight(command) {
+      const module = actions.find((a) => a.handles(command, options.target));
+      if (!module?.preflight) return undefined;
+      try {
+        return await withDeadline(module.preflight(command, context), PREFLIGHT_DEADLINE_MS, undefined);
+      } catch (error) {
+        options.log?.warn({ module: module.name, err: error }, "preflight failed; acting anyway");
+        return undefined;
+      }
+    },
     async execute(command) {
       const startedWall = options.clock.now();
       const startedMono = options.clock.monotonic();
@@ -75,7 +98,11 @@ export function createExecutor(options: ExecutorOptions): Executor {
       }
       let result: ActionOutcome;
       try {
-        const run = await module.run(command, context);
+        const deadlineMs = module.deadlineMs(command, context) + ABANDON_GRACE_MS;
+        const run = await withDeadline<ActionRun>(module.run(command, context), deadlineMs, {
+          ok: false,
+          error: `${module.name} did not finish within ${deadlineMs}ms: abandoned (it may still be stuck)`,
+        });
         result = run.ok
           ? outcome({ result: "success", ...(run.detail ? { detail: run.detail } : {}) })
           : outcome({
@@ -90,4 +117,16 @@ export function createExecutor(options: ExecutorOptions): Executor {
       return result;
     },
   };
+}
+
+/** A preflight is a quick look (systemctl show, docker inspect): this long at most. */
+export const PREFLIGHT_DEADLINE_MS = 5000;
+
+/** The work's result, or `fallback` once `ms` passed (the work goes on unobserved). */
+function withDeadline<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -28,6 +28,7 @@ export function statusBody(snapshot: Snapshot) {
         sizeVram: m.sizeVram,
         expiresAt: m.expiresAt,
         contextLength: m.contextLength,
+        canaryDisabled: t.canaryDisabled?.find((d) => d.model === m.name)?.reason ?? null,
       })),
       modelsAvailable: t.observation?.tags?.models.length ?? null,
       lastCanary: t.lastCanary ?? null,
@@ -39,7 +40,7 @@ export function statusBody(snapshot: Snapshot) {
 
 export function apiRoutes(deps: {
   snapshot: () => Snapshot;
-  healthy: () => { ok: boolean; lastTickWall?: number; ticks: number };
+  healthy: () => { ok: boolean; lastTickWall?: number; ticks: number; problems?: string[] };
 }): Route[] {
   return [
     {
@@ -51,6 +52,8 @@ export function apiRoutes(deps: {
           ok: health.ok,
           ticks: health.ticks,
           lastTickAt: health.lastTickWall === undefined ? null : new Date(health.lastTickWall).toISOString(),
+          // Still 200: the loop ticks and observes. What it cannot do is said here.
+          ...(health.problems ? { problems: health.problems } : {}),
         });
       },
     },

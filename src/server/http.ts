@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, isIP } from "node:net";
 import type { Logger } from "../core/log.js";
 import { type Route, sendJson } from "./route.js";
 import { type WebConfig, webGate } from "./web-config.js";
@@ -24,10 +24,34 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(index + 1)) };
 }
 
+/** 127.0.0.0/8, ::1 and the IPv4-mapped form of 127/8. */
+export function isLoopbackAddress(address: string): boolean {
+  const bare = address.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return bare === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
+/**
+ * DNS rebinding: a web page in the operator's browser can make its own name resolve to 127.0.0.1
+ * and then read this server as "same origin"; its requests still carry that name in Host. On a
+ * loopback listen only loopback names and addresses (and the listen host itself) are served.
+ */
+export function hostAllowed(hostHeader: string, listenHost: string): boolean {
+  const name = hostHeader
+    .trim()
+    .toLowerCase()
+    .replace(/:\d+$/, "")
+    .replace(/^\[(.*)\]$/, "$1");
+  if (!name) return false;
+  if (name === listenHost.toLowerCase()) return true;
+  if (name === "localhost" || name.endsWith(".localhost")) return true;
+  return isIP(name) !== 0 && isLoopbackAddress(name);
+}
+
 /**
  * The daemon's HTTP server: a route table and nothing else. Modules contribute routes; a handler
- * that throws answers 500 and is logged, never crashes the daemon. With a web config: TLS and
- * basic auth in front of every route (src/server/web-config.ts).
+ * that throws answers 500 and is logged, never crashes the daemon. On a loopback listen the Host
+ * header is checked (421 otherwise); a path whose %-escapes do not decode is a 400. With a web
+ * config: TLS and basic auth in front of every route (src/server/web-config.ts).
  */
 export async function startHttpServer(
   listen: string,
@@ -35,10 +59,23 @@ export async function startHttpServer(
   log: Logger,
   web?: WebConfig,
 ): Promise<HttpServer> {
+  const { host, port } = parseListen(listen);
   const gate = web ? webGate(web) : undefined;
+  let checkHost = true;
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    if (checkHost && !hostAllowed(req.headers.host ?? "", host)) {
+      sendJson(res, 421, { error: "this server answers only to localhost names (Host header refused)" });
+      return;
+    }
     if (gate && !(await gate(req, res))) return;
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? "/", "http://localhost").pathname;
+      decodeURIComponent(path);
+    } catch {
+      sendJson(res, 400, { error: "malformed URL (bad %-escape)" });
+      return;
+    }
     for (const route of routes) {
       const params = matches(route, req, path);
       if (params === false) continue;
@@ -63,7 +100,6 @@ export async function startHttpServer(
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const { host, port } = parseListen(listen);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -73,6 +109,14 @@ export async function startHttpServer(
   });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  checkHost = isLoopbackAddress(address.address);
+  const missing = [web?.tls ? "" : "no TLS", web?.users.size ? "" : "no authentication"].filter(Boolean);
+  if (!checkHost && missing.length) {
+    log.warn(
+      { listen, address: address.address },
+      `listening beyond loopback on ${shownHost}:${address.port} with ${missing.join(" and ")}: anyone who can reach this port reads status, incidents and metrics. Listen on 127.0.0.1, or set webConfig (TLS and basic auth, docs/fleet.md) (docs/security.md)`,
+    );
+  }
   return {
     url: `${web?.tls ? "https" : "http"}://${shownHost}:${address.port}`,
     close: () =>

@@ -76,23 +76,6 @@ export function loadWebConfig(file: string): WebConfig {
   return config;
 }
 
-/** Loopback: only this machine can connect. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/**
- * The warning at start for a listener beyond loopback without TLS and authentication: anyone on
- * that network reads the status, the incidents and the metrics, in clear text.
- */
-export function exposureWarning(listen: string, web: WebConfig | undefined): string | undefined {
-  const host = listen.slice(0, listen.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
-  if (isLoopback(host)) return undefined;
-  const missing = [web?.tls ? "" : "TLS", web && web.users.size > 0 ? "" : "authentication"].filter(Boolean);
-  if (missing.length === 0) return undefined;
-  return `listening on ${listen}, beyond loopback, without ${missing.join(" or ")}: anyone who can reach it reads status, incidents and metrics${web?.tls ? "" : " in clear text"}; set webConfig (tls_server_config, basic_auth_users) — docs/fleet.md`;
-}
-
 /** A hash that no password matches, compared against for unknown users (same cost, same time). */
 const UNKNOWN_USER_HASH = "$2b$10$Ikzhw7kypoolLIqxeMPwkeY9jMgZosFnQ4YSXA6gSWnIlIKjVPFWa";
 

@@ -1,8 +1,9 @@
 /**
  * The simulator's scheduler, shaped like Ollama's server/sched.go (every profile's tag): one runner
- * per loaded model with `numParallel` slots; a request first goes through the scheduler queue
- * (load, reload, health ping — counted against OLLAMA_MAX_QUEUE), then holds a reference on the
- * runner and waits for a slot (the runner's semaphore, not counted). keep_alive is sticky, expiry
+ * per loaded model with `numParallel` slots. A request for a loaded runner that passes its health
+ * ping takes it at once (GetRunner); one that needs a load or reload waits in the scheduler queue
+ * (counted against OLLAMA_MAX_QUEUE). Then it holds a reference on the runner and waits for a slot
+ * (the runner's semaphore, not counted). keep_alive is sticky, expiry
  * is set when the last reference drops, loads run under the requesting client's context, and an
  * unload waits for the VRAM to come back before the next load.
  */
@@ -211,9 +212,22 @@ export class Scheduler {
 
   // ── the queue ─────────────────────────────────────────────────────────────────────────────────
 
-  /** The scheduler queue: returns a ready runner holding a reference for this request. */
+  /** GetRunner, then (for a load or reload) the scheduler queue: a ready runner holding a reference for this request. */
   private async acquire(request: GenerationRequest): Promise<{ runner: LoadedRunner; loadMs: number }> {
     const { model, signal } = request;
+    // GetRunner: a loaded runner that needs no reload is taken at once, outside the queue.
+    const frozen = request.kind === "completion" && this.deps.generationsFrozen();
+    const loaded = frozen ? undefined : this.loaded.get(model.name);
+    if (loaded?.status === "ready" && !loaded.stopping && !this.forcesReload(loaded, request)) {
+      if (await this.ping(loaded, signal)) {
+        if (this.loaded.get(model.name) === loaded && !loaded.stopping)
+          return { runner: this.reference(loaded, request), loadMs: 0 };
+      } else if (!signal.aborted && this.loaded.get(model.name) === loaded && !loaded.stopping) {
+        // needsReload: the ping failed (a dead or stopped runner); unload it, then load again.
+        void this.unload(loaded);
+      }
+    }
+    if (signal.aborted) throw new ClientGoneError("scheduler");
     if (this.pending >= this.deps.maxQueue) throw new QueueFullError();
     this.pending++;
     const wake = () => this.wakeAll();

@@ -13,6 +13,7 @@ import {
   type CanaryOutcome,
   type CanaryResult,
   type GpuSample,
+  type NotExecuted,
   type Observation,
   type Snapshot,
   WATCHDOG_STATES,
@@ -20,7 +21,7 @@ import {
 import { VERSION } from "../core/version.js";
 import { type Route, sendText } from "../server/route.js";
 
-export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error"];
+export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error", "empty", "degenerate"];
 
 /** Time-to-first-token buckets (seconds): a warm small model answers in ms, a cold load in tens of s. */
 export const CANARY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
@@ -51,6 +52,7 @@ export class Telemetry {
   private readonly canaries: Counter<"target" | "outcome">;
   private readonly apiLatency: Histogram<"target">;
   private readonly actions: Counter<"target" | "action" | "result">;
+  private readonly notExecuted: Counter<"target" | "action" | "why">;
 
   constructor(options: TelemetryOptions) {
     this.getSnapshot = options.getSnapshot;
@@ -143,6 +145,13 @@ export class Telemetry {
       },
     );
 
+    gauge(
+      "ollama_watchdog_can_record_actions",
+      "Whether the action ledger is writable (0: the watchdog observes but takes no action).",
+      [],
+      (set, s) => set({}, s.cannotRecordActions === undefined ? 1 : 0),
+    );
+
     // --- per target: what the latest observation saw ---
     gauge("ollama_up", "Whether the Ollama API answered the latest tick (0/1).", ["target"], (set, s) => {
       for (const t of s.targets) if (t.observation) set({ target: t.name }, t.observation.api.up ? 1 : 0);
@@ -176,6 +185,17 @@ export class Telemetry {
       (set, s) => {
         for (const t of s.targets) {
           for (const m of t.observation?.ps?.models ?? []) set({ target: t.name, model: m.name }, m.sizeVram);
+        }
+      },
+    );
+    gauge(
+      "ollama_watchdog_canary_disabled",
+      "1 for a model whose periodic canaries stopped because one of our canaries reloaded it (reason=reload).",
+      ["target", "model", "reason"],
+      (set, s) => {
+        for (const t of s.targets) {
+          for (const d of t.canaryDisabled ?? [])
+            set({ target: t.name, model: d.model, reason: "reload" }, 1);
         }
       },
     );
@@ -230,7 +250,7 @@ export class Telemetry {
     });
     this.canaries = new Counter({
       name: "ollama_canary_total",
-      help: "Finished canary generations by outcome (ok, timeout, error).",
+      help: "Finished canary generations by outcome (ok, timeout, error, empty, degenerate).",
       labelNames: ["target", "outcome"],
       registers,
       collect: init,
@@ -249,6 +269,12 @@ export class Telemetry {
       labelNames: ["target", "action", "result"],
       registers,
       collect: init,
+    });
+    this.notExecuted = new Counter({
+      name: "ollama_watchdog_actions_not_executed_total",
+      help: "Remediation commands not carried out, by why (busy: an action still ran; cannot-record: the ledger is unwritable; refused: e.g. the unit was stopped by its operator).",
+      labelNames: ["target", "action", "why"],
+      registers,
     });
   }
 
@@ -301,6 +327,11 @@ export class Telemetry {
     if (!Number.isFinite(ms) || ms < 0) return;
     this.initialiseTarget(target);
     this.apiLatency.observe({ target }, ms / 1000);
+  }
+
+  /** A remediation command that was not carried out (nothing done, nothing counted). */
+  countNotExecuted(target: string, dropped: NotExecuted): void {
+    this.notExecuted.inc({ target, action: dropped.action, why: dropped.why });
   }
 
   /** A finished remediation action. */

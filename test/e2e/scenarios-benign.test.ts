@@ -25,6 +25,14 @@ async function observeWindow(s: Scenario): Promise<void> {
   });
 }
 
+/** The reasons of the ticks that acted, for the failure message. */
+function reasons(s: Scenario): string {
+  return s.records
+    .filter((r) => r.verdict.commands.some((c) => c.kind !== "canary"))
+    .map((r) => r.verdict.reason)
+    .join("\n");
+}
+
 function remediationCommands(s: Scenario) {
   return s.records.flatMap((r) => r.verdict.commands.filter((c) => c.kind !== "canary"));
 }
@@ -33,7 +41,7 @@ describe("benign loads get zero actions", () => {
   it("B1 idle, no model loaded", async () => {
     scenario = await startScenario();
     await observeWindow(scenario);
-    expect(remediationCommands(scenario)).toEqual([]);
+    expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
     expect(scenario.states().at(-1)).toBe("healthy");
   });
 
@@ -41,7 +49,7 @@ describe("benign loads get zero actions", () => {
     scenario = await startScenario();
     await scenario.loadModelAndSettle();
     await observeWindow(scenario);
-    expect(remediationCommands(scenario)).toEqual([]);
+    expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
     expect(scenario.states().at(-1)).toBe("healthy");
   });
 
@@ -50,7 +58,7 @@ describe("benign loads get zero actions", () => {
     await scenario.loadModelAndSettle();
     scenario.simulator.setFault({ name: "long-generation", model: MODEL });
     await observeWindow(scenario);
-    expect(remediationCommands(scenario)).toEqual([]);
+    expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
   });
 
   it("B3 a big model load slower than freezeAfter", async () => {
@@ -62,7 +70,7 @@ describe("benign loads get zero actions", () => {
     }).then((r) => r.text());
     await observeWindow(scenario);
     await load;
-    expect(remediationCommands(scenario)).toEqual([]);
+    expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
   });
 
   it("B4 queueing behind a long request with NUM_PARALLEL=1", async () => {
@@ -70,7 +78,7 @@ describe("benign loads get zero actions", () => {
     await scenario.loadModelAndSettle();
     scenario.simulator.setFault({ name: "queueing", model: MODEL });
     await observeWindow(scenario);
-    expect(remediationCommands(scenario)).toEqual([]);
+    expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
   });
 
   it.each([["gpu-tool-hang" as const], ["gpu-tool-missing" as const], ["gpu-tool-na" as const]])(
@@ -80,7 +88,7 @@ describe("benign loads get zero actions", () => {
       await scenario.loadModelAndSettle();
       scenario.simulator.setFault({ name: fault });
       await observeWindow(scenario);
-      expect(remediationCommands(scenario)).toEqual([]);
+      expect(remediationCommands(scenario), reasons(scenario)).toEqual([]);
       const walls = scenario.records.map((r) => r.wall);
       const gaps = walls.slice(1).map((w, i) => w - (walls[i] as number));
       expect(Math.max(...gaps)).toBeLessThan(ms("1s") + 3 * interval);

@@ -134,12 +134,19 @@ describe("failure modes get the right action", () => {
     expect(command?.kind).toBe("kill-runner");
   });
 
-  it("F5 scheduler deadlock: restart (killing runners does not help)", async () => {
+  it("F5 /api/ps hanging while the loaded model answers (0.32.4+ locks): suspect, never an action", async () => {
     scenario = await startScenario();
     await scenario.loadModelAndSettle();
-    const { command } = await firstActionAfterFault(scenario, { name: "scheduler-deadlock" });
-    expect(command?.kind).toBe("restart");
-    await scenario.waitForState("healthy");
+    scenario.simulator.setFault({ name: "scheduler-deadlock" });
+    const s = scenario;
+    const from = scenario.records.length;
+    // Each tick now waits out /api/ps's apiTimeout: count ticks, not wall time.
+    const ticks = (4 * ms(SCALED.detection.freezeAfter)) / interval;
+    await waitFor(() => s.records.length - from >= ticks, { timeoutMs: 60_000 });
+    expect(
+      scenario.records.slice(from).flatMap((r) => r.verdict.commands.filter((c) => c.kind !== "canary")),
+    ).toEqual([]);
+    expect(scenario.records.slice(from).some((r) => /\/api\/ps failing/.test(r.verdict.reason))).toBe(true);
   });
 
   it("F6 API hang: down, restart, and the loop never stalls", async () => {

@@ -11,7 +11,7 @@ import { parse } from "yaml";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { silentLogger } from "../../src/core/log.js";
 import { Watchdog } from "../../src/daemon/watchdog.js";
-import { basicAuthenticator, exposureWarning, loadWebConfig } from "../../src/server/web-config.js";
+import { basicAuthenticator, loadWebConfig } from "../../src/server/web-config.js";
 import { launchChromium } from "../support/browser.js";
 import { ROOT } from "../support/paths.js";
 import { type Prometheus, startPrometheus } from "../support/prometheus.js";
@@ -110,26 +110,6 @@ describe("web config file (Prometheus exporter format)", () => {
     expect(await check(basic("bob", "s3cret"))).toBe(false);
     expect(await check(undefined)).toBe(false);
     expect(await check("Bearer x")).toBe(false);
-  });
-
-  it("warns when listening beyond loopback without TLS or authentication", () => {
-    expect(exposureWarning("127.0.0.1:11464", undefined)).toBeUndefined();
-    expect(exposureWarning("[::1]:11464", undefined)).toBeUndefined();
-    expect(exposureWarning("0.0.0.0:11464", undefined)).toMatch(/without TLS or authentication/);
-    expect(
-      exposureWarning("10.0.0.11:11464", {
-        file: "w",
-        users: new Map(),
-        tls: { cert: Buffer.from(""), key: Buffer.from("") },
-      }),
-    ).toMatch(/without authentication/);
-    expect(
-      exposureWarning("10.0.0.11:11464", {
-        file: "w",
-        users: new Map([["a", "h"]]),
-        tls: { cert: Buffer.from(""), key: Buffer.from("") },
-      }),
-    ).toBeUndefined();
   });
 });
 

@@ -99,7 +99,7 @@ describe("the daemon against an Ollama whose answers never end", () => {
       `hostile answers: daemon RSS peak ${peak.toFixed(0)} MB, slowest /healthz ${slowest.toFixed(0)} ms, server pushed ${sentMb.toFixed(0)} MB`,
     );
     expect(daemon.exitCode).toBeNull();
-    expect(peak).toBeLessThan(170);
-    expect(slowest).toBeLessThan(1000);
+    expect(peak).toBeLessThan(180);
+    expect(slowest).toBeLessThan(2000);
   });
 });

@@ -251,7 +251,7 @@ describe("queue, locks and load errors", () => {
     await loadModel(simulator);
     const holding = watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, 8000);
     await waitFor(async () => ((await simState(simulator)).runners[0]?.active ?? 0) > 0);
-    // Each passes the queue (a health ping), then waits on the runner's one slot, outside the queue.
+    // Each takes the loaded runner at once (GetRunner: a health ping, no queue), then waits on its one slot.
     const behind = [];
     for (const refs of [2, 3, 4]) {
       behind.push(watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, 8000));
@@ -272,6 +272,9 @@ describe("queue, locks and load errors", () => {
     expect(JSON.parse(refused.body)).toEqual({
       error: "server busy, please try again.  maximum pending requests exceeded",
     });
+    // The queue is full, yet a request for the loaded model is not refused: it waits for the slot.
+    const served = await watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, 500);
+    expect(served.status).toBeUndefined();
     await Promise.all([holding, loading, ...behind].map(stopWatching));
   });
 

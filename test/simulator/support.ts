@@ -16,7 +16,7 @@ export const FAST = {
   gpuBusyWindowMs: 300,
   vramRecoveryMs: 300,
   vramConvergeMs: 20,
-  healthPingTimeoutMs: 1000,
+  healthPingTimeoutMs: 5000,
   discoveryMs: 150,
 };
 

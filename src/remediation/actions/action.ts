@@ -26,11 +26,21 @@ export interface ActionContext {
   env?: NodeJS.ProcessEnv;
 }
 
-/** One action, one module: `handles` picks it for a command and target, `run` carries it out. */
+/** Why a module will not act now, though nothing failed (the unit was stopped by its operator). */
+export interface Refusal {
+  why: string;
+}
+
+/**
+ * One action, one module: `handles` picks it for a command and target, `run` carries it out within
+ * `deadlineMs` (the executor abandons it past that, plus a grace), `preflight` may refuse first.
+ */
 export interface ActionModule {
   name: string;
   handles(command: RemediationCommand, target: TargetConfig): boolean;
   run(command: RemediationCommand, context: ActionContext): Promise<ActionRun>;
+  deadlineMs(command: RemediationCommand, context: ActionContext): number;
+  preflight?(command: RemediationCommand, context: ActionContext): Promise<Refusal | undefined>;
 }
 
 export function describeExec(result: {

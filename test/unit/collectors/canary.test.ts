@@ -15,8 +15,6 @@ const canary = (url: string, overrides: Partial<Parameters<typeof runCanary>[0]>
   runCanary({
     url,
     model: "llama3.2:latest",
-    numCtx: 8192,
-    keepAlive: 42,
     prompt: "hi",
     timeoutMs: 2000,
     clock: systemClock,
@@ -24,7 +22,7 @@ const canary = (url: string, overrides: Partial<Parameters<typeof runCanary>[0]>
   });
 
 describe("runCanary", () => {
-  it("ok with a time to first token, and sends a bounded request that preserves the runner", async () => {
+  it("ok with a time to first token, and sends a bounded request with no keep_alive and no runner options", async () => {
     server = await startServer((_request, response) => {
       response.writeHead(200, { "content-type": "application/x-ndjson" });
       response.write(ndjson({ model: "llama3.2:latest", response: "Hello", done: false }));
@@ -44,21 +42,80 @@ describe("runCanary", () => {
       model: "llama3.2:latest",
       prompt: "hi",
       stream: true,
-      keep_alive: 42,
-      options: { num_predict: 1, num_ctx: 8192 },
+      options: { num_predict: 8 },
     });
   });
 
-  it("sends no num_ctx when the context length is unknown", async () => {
+  it("done with no token (eval_count 0, no text) is an empty answer, not ok", async () => {
     server = await startServer((_request, response) => {
-      response.end(ndjson({ response: "", done: true }));
+      response.end(ndjson({ response: "", done: true, eval_count: 0 }));
     });
-    expect((await canary(server.url, { numCtx: null, keepAlive: -1 })).outcome).toBe("ok");
-    expect(JSON.parse(server.requests[0]?.body ?? "")).toMatchObject({
-      keep_alive: -1,
-      options: { num_predict: 1 },
+    const result = await canary(server.url);
+    expect(result.outcome).toBe("empty");
+    expect(result.ttftMs).toBeUndefined();
+  });
+
+  it("thinking text is a token", async () => {
+    server = await startServer((_request, response) => {
+      response.write(ndjson({ response: "", thinking: "Hmm", done: false }));
+      response.end(ndjson({ response: "", done: true, eval_count: 1 }));
     });
-    expect(JSON.parse(server.requests[0]?.body ?? "").options).not.toHaveProperty("num_ctx");
+    expect((await canary(server.url)).outcome).toBe("ok");
+  });
+
+  it("the same token repeated is degenerate (ollama/ollama#12512)", async () => {
+    server = await startServer((_request, response) => {
+      for (let i = 0; i < 8; i++) response.write(ndjson({ response: "G", done: false }));
+      response.end(ndjson({ response: "", done: true, eval_count: 8 }));
+    });
+    const result = await canary(server.url);
+    expect(result.outcome).toBe("degenerate");
+    expect(result.error).toMatch(/same token "G"/);
+  });
+
+  it("output that ignores num_predict and never ends is degenerate, cut off without waiting for the deadline", async () => {
+    server = await startServer((_request, response) => {
+      const words = ["a", "b", "c"];
+      let i = 0;
+      const timer = setInterval(() => response.write(ndjson({ response: words[i++ % 3], done: false })), 1);
+      response.on("close", () => clearInterval(timer));
+    });
+    const result = await canary(server.url, { timeoutMs: 10_000 });
+    expect(result.outcome).toBe("degenerate");
+    expect(result.durationMs).toBeLessThan(5_000);
+  });
+
+  it("an endless line is cut at MAX_LINE_CHARS and read in linear time", async () => {
+    const piece = "x".repeat(4096);
+    server = await startServer((_request, response) => {
+      response.write('{"response":"');
+      const timer = setInterval(() => response.write(piece), 0);
+      response.on("close", () => clearInterval(timer));
+    });
+    const started = performance.now();
+    const result = await canary(server.url, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      outcome: "error",
+      error: expect.stringMatching(/line longer than 65536/),
+    });
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it("an embedding model is probed with /api/embed and a tiny input", async () => {
+    server = await startServer((_request, response) => {
+      response.end(JSON.stringify({ model: "nomic-embed-text", embeddings: [[0.1, -0.2, 0.3]] }));
+    });
+    const result = await canary(server.url, { model: "nomic-embed-text", probe: "embed" });
+    expect(result.outcome).toBe("ok");
+    expect(server.requests[0]?.url).toBe("/api/embed");
+    expect(JSON.parse(server.requests[0]?.body ?? "")).toEqual({ model: "nomic-embed-text", input: "hi" });
+  });
+
+  it("an embed answer without an embedding is empty", async () => {
+    server = await startServer((_request, response) => {
+      response.end(JSON.stringify({ embeddings: [] }));
+    });
+    expect((await canary(server.url, { probe: "embed" })).outcome).toBe("empty");
   });
 
   it("a token split across chunks still counts", async () => {

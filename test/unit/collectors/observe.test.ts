@@ -35,7 +35,15 @@ describe("observeTarget", () => {
       else if (request.url === "/api/tags") json(response, 200, { models: [{ name: "llama3.2:latest" }] });
     });
     writeProc(100, "ollama", 1, ["/usr/local/bin/ollama", "serve"]);
-    writeProc(101, "ollama", 100, ["/usr/local/bin/ollama", "runner", "--ollama-engine", "--port", "5000"]);
+    writeProc(101, "ollama", 100, [
+      "/usr/local/bin/ollama",
+      "runner",
+      "--ollama-engine",
+      "--model",
+      "/blobs/sha256-x",
+      "--port",
+      "5000",
+    ]);
     const ctx = testContext({
       procRoot: root,
       config: { targets: [{ name: "box", url: server.url, restart: { command: { argv: ["/bin/true"] } } }] },

@@ -6,6 +6,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -31,6 +32,11 @@ interface FakeProcess {
   start?: number;
   argv?: string[];
   rssKb?: number;
+  /** Listens on this TCP port (its net/tcp has the socket, its fd 3 is the socket). */
+  listen?: number;
+  /** Its fds cannot be listed (another user's process, no ptrace access). */
+  fdHidden?: boolean;
+  uid?: number;
 }
 
 function statLine(p: FakeProcess): string {
@@ -52,19 +58,49 @@ function writeProcess(
   if (parts.cmdline) writeFileSync(join(dir, "cmdline"), p.argv?.length ? `${p.argv.join("\0")}\0` : "");
   if (parts.status) {
     const rss = p.rssKb === undefined ? "" : `VmRSS:\t${String(p.rssKb).padStart(8)} kB\n`;
+    const uid = p.uid ?? 0;
     writeFileSync(
       join(dir, "status"),
-      `Name:\t${p.comm}\nState:\t${p.state ?? "S"}\nPid:\t${p.pid}\n${rss}Threads:\t4\n`,
+      `Name:\t${p.comm}\nState:\t${p.state ?? "S"}\nPid:\t${p.pid}\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\n${rss}Threads:\t4\n`,
     );
+  }
+  if (p.listen !== undefined) {
+    const inode = String(70_000 + p.pid);
+    const port = p.listen.toString(16).toUpperCase().padStart(4, "0");
+    mkdirSync(join(dir, "net"), { recursive: true });
+    writeFileSync(
+      join(dir, "net", "tcp"),
+      [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        `   0: 0100007F:${port} 00000000:0000 0A 00000000:00000000 00:00000000 00000000   ${p.uid ?? 0}        0 ${inode} 1 0000000000000000 100 0 0 10 0`,
+        `   1: 0100007F:${port} 0100007F:D3A2 01 00000000:00000000 00:00000000 00000000   ${p.uid ?? 0}        0 ${Number(inode) + 1} 1 0000000000000000 20 4 30 10 -1`,
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(dir, "net", "tcp6"),
+      "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+    );
+    if (!p.fdHidden) {
+      mkdirSync(join(dir, "fd"), { recursive: true });
+      symlinkSync("/dev/null", join(dir, "fd", "0"));
+      symlinkSync(`socket:[${inode}]`, join(dir, "fd", "3"));
+    }
   }
 }
 
 const MODELS = "/usr/share/ollama/.ollama/models/blobs";
-const patterns = { server: /ollama serve/, runner: /ollama runner|ollama_llama_server|llama-server/ };
+const PORT = 11434;
+const patterns = {
+  server: /ollama serve/,
+  runner: /ollama runner|ollama_llama_server|llama-server/,
+  placement: { local: true as const, port: PORT },
+};
 
 const SERVER: FakeProcess = {
   pid: 1187,
   comm: "ollama",
+  listen: PORT,
   argv: ["/usr/local/bin/ollama", "serve"],
   utime: 950,
   stime: 50,
@@ -298,24 +334,85 @@ describe("process scan", () => {
     expect(a.runners.length).toBe(4);
   });
 
-  it("uses the target's regexes; without a visible server every runner-looking process counts", async () => {
-    for (const p of everyone) writeProcess(root, p);
-    const { server, runners } = await new ProcessScanner().scan(root, {
-      server: /no-such-server/,
-      runner: /llama-server/,
+  // Another Ollama on the same host (not configured): its server on 11500, its runner a child of it.
+  const OTHER_SERVER: FakeProcess = {
+    pid: 5100,
+    comm: "ollama",
+    listen: 11500,
+    argv: ["/opt/other/ollama", "serve"],
+  };
+  const OTHER_RUNNER: FakeProcess = {
+    pid: 5101,
+    comm: "ollama",
+    ppid: 5100,
+    argv: ["/opt/other/ollama", "runner", "--model", "/other/blobs/sha256-fff", "--port", "40999"],
+  };
+
+  it("the server is the process listening on the target's port: another Ollama's runners are not ours", async () => {
+    for (const p of [SERVER, RUNNER_ENGINE, OTHER_SERVER, OTHER_RUNNER]) writeProcess(root, p);
+    const ours = await new ProcessScanner().scan(root, patterns);
+    expect(ours.unproven).toBeUndefined();
+    expect(ours.server.map((p) => p.pid)).toEqual([1187]);
+    expect(ours.runners.map((p) => p.pid)).toEqual([2302]);
+    const theirs = await new ProcessScanner().scan(root, {
+      ...patterns,
+      placement: { local: true, port: 11500 },
     });
-    expect(server).toEqual([]);
-    expect(runners.map((p) => p.pid)).toEqual([2303]);
+    expect(theirs.server.map((p) => p.pid)).toEqual([5100]);
+    expect(theirs.runners.map((p) => p.pid)).toEqual([5101]);
   });
 
-  it("counts only the matched server's own children when the server is visible (two Ollamas, one host)", async () => {
+  it("nothing provably ours (no server listens on the port): unproven, and it says why", async () => {
+    for (const p of [{ ...SERVER, listen: undefined }, RUNNER_ENGINE, OTHER_SERVER, OTHER_RUNNER])
+      writeProcess(root, p);
+    const view = await new ProcessScanner().scan(root, patterns);
+    expect(view.unproven).toMatch(/none of the server candidates \(.*\) listens on port 11434/);
+  });
+
+  it("a remote target: unproven, never our processes", async () => {
     for (const p of everyone) writeProcess(root, p);
-    const { server, runners } = await new ProcessScanner().scan(root, {
-      server: /firefox/,
-      runner: /llama-server/,
+    const view = await new ProcessScanner().scan(root, {
+      ...patterns,
+      placement: { local: false, host: "gpu-box" },
     });
-    expect(server.map((p) => p.pid)).toEqual([3100]);
-    expect(runners).toEqual([]);
+    expect(view.unproven).toMatch(/gpu-box is not this host/);
+  });
+
+  it("GPU discovery children (no --model) are not runners; a renamed server is found as the parent of model runners", async () => {
+    const renamed: FakeProcess = { ...SERVER, argv: ["/opt/ai/bin/ai-serverd"], comm: "ai-serverd" };
+    const discovery: FakeProcess = {
+      pid: 2310,
+      comm: "ollama",
+      ppid: 1187,
+      argv: ["/usr/local/bin/ollama", "runner", "--ollama-engine", "--port", "40201"],
+    };
+    const modelLessLlamaServer: FakeProcess = {
+      pid: 2311,
+      comm: "llama-server",
+      ppid: 1187,
+      argv: ["/usr/lib/ollama/llama-server", "--port", "40202", "--list-devices"],
+    };
+    const renamedRunner: FakeProcess = {
+      pid: 2312,
+      comm: "ai-worker",
+      ppid: 1187,
+      argv: ["/opt/ai/lib/ai-worker", "--model", `${MODELS}/sha256-ddd`, "--port", "40203"],
+    };
+    for (const p of [renamed, discovery, modelLessLlamaServer, renamedRunner]) writeProcess(root, p);
+    const view = await new ProcessScanner().scan(root, patterns);
+    expect(view.server.map((p) => p.pid)).toEqual([1187]);
+    expect(view.runners.map((p) => p.pid)).toEqual([2312]);
+  });
+
+  it("fds unreadable (another user): proven by the socket's uid when one candidate has it; two: unproven", async () => {
+    const hidden: FakeProcess = { ...SERVER, fdHidden: true, uid: 998 };
+    writeProcess(root, hidden);
+    writeProcess(root, RUNNER_ENGINE);
+    expect((await new ProcessScanner().scan(root, patterns)).server.map((p) => p.pid)).toEqual([1187]);
+    // A second server of the same user in the same namespace: the table shows one socket of uid 998.
+    writeProcess(root, { ...OTHER_SERVER, fdHidden: true, uid: 998, listen: PORT });
+    const view = await new ProcessScanner().scan(root, patterns);
+    expect(view.unproven).toMatch(/2 processes of uid 998 could be the one listening on port 11434/);
   });
 
   describe("a process in D state whose cmdline read blocks (a FIFO stands in for the held mmap lock)", () => {

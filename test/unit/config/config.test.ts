@@ -121,6 +121,8 @@ describe("config", () => {
     ["remediation: {budget: {max: -1}}\n", "remediation.budget.max: expected a whole number from 0 to 1000"],
     ["remediation: {ladder: [restart, restart]}\n", "remediation.ladder: each step at most once"],
     ["listen: 127.0.0.1:99999\n", "listen: port must be from 1 to 65535"],
+    ["stateDir: var/lib/x\n", "stateDir: expected an absolute path"],
+    ['textfile: "/srv/x\\nExecStartPre=/bin/id"\n', "textfile: must not contain control characters"],
     ["listen: ':80'\n", 'listen: expected "host:port"'],
     ["targets: [{name: a, url: 'http://x:0'}]\n", "targets.0.url: port must be from 1 to 65535"],
     ["targets: [{name: a, url: 'http://x:70000'}]\n", "targets.0.url: expected a URL"],

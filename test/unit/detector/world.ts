@@ -27,7 +27,9 @@ const FOREVER = "2318-01-01T00:00:00Z";
 export type CanaryFate =
   | { kind: "ok"; ttftMs: number }
   | { kind: "hang" }
-  | { kind: "error"; status: number };
+  | { kind: "error"; status: number; error?: string }
+  | { kind: "empty" }
+  | { kind: "degenerate" };
 
 export interface SimModel {
   name: string;
@@ -39,6 +41,15 @@ export interface SimModel {
   size: number;
   sizeVram: number;
   runnerPid: number;
+  /**
+   * The runner's session duration: set, the expiry follows Ollama (a finished request sets it to
+   * now + session; past it, the model unloads). Unset, `expiresAt` stays as given.
+   */
+  sessionMs?: number;
+  /** Its runner options differ from what a request without options gets: every canary reloads it. */
+  reloadsOnCanary?: boolean;
+  /** An embedding-only model: /api/generate answers 400. */
+  embedding?: boolean;
 }
 
 export interface SimRunner {
@@ -56,6 +67,8 @@ interface PendingCanary {
   startedMono: number;
   finishMono: number;
   result: CanaryResult;
+  /** When the load this canary carries finishes. */
+  loadEndsMono?: number;
 }
 
 export interface TickTrace {
@@ -91,6 +104,8 @@ export class World {
   serverPid = 100;
   serverStart = 10;
   models: SimModel[] = [];
+  /** How long (re)loading a model takes when a request loads it (e.g. after its runner was killed). */
+  reloadMs: Record<string, number> = {};
   runners: SimRunner[] = [];
   actionFailure: ((command: Command) => string | undefined) | undefined;
 
@@ -101,6 +116,8 @@ export class World {
   canaries: Array<{ t: number; command: Command }> = [];
   private pendingCanaries: PendingCanary[] = [];
   private pendingOutcomes: ActionOutcome[] = [];
+  /** Loads whose requesting canary gave up: Ollama drops them (the runner is killed). */
+  private cancelledLoads: Array<{ model: string; atMono: number }> = [];
   private nextPid = 1000;
   private apiDownUntilTick = -1;
   private tickIndex = 0;
@@ -116,6 +133,12 @@ export class World {
   }
   get wall(): number {
     return WALL0 + this.t;
+  }
+
+  /** A user's request on a model finishing now (sets its expiry as Ollama does). */
+  userRequest(name: string): void {
+    const model = this.models.find((m) => m.name === name);
+    if (model?.sessionMs !== undefined) model.expiresAt = this.expiresIn(model.sessionMs);
   }
 
   /** Loads a model (with its runner) as Ollama would after a request. */
@@ -156,6 +179,23 @@ export class World {
     const apiUp = this.apiUp && this.tickIndex > this.apiDownUntilTick;
     const results = this.pendingCanaries.filter((c) => c.finishMono <= this.mono);
     this.pendingCanaries = this.pendingCanaries.filter((c) => c.finishMono > this.mono);
+    for (const c of results) {
+      const model = this.models.find((m) => m.name === c.model);
+      if (c.result.outcome === "timeout" || model?.sessionMs === undefined) continue;
+      // The request's end re-arms the expiry with the runner's session duration (server/sched.go).
+      model.expiresAt = new Date(WALL0 + (c.finishMono - MONO0) + model.sessionMs).toISOString();
+      if (c.loadEndsMono !== undefined) model.loadingKeepAliveMs = undefined;
+    }
+    for (const cancelled of this.cancelledLoads.filter((l) => l.atMono <= this.mono)) {
+      // The requesting client went away: the load is cancelled and its runner ends.
+      this.runners = this.runners.filter((r) => r.model !== cancelled.model);
+    }
+    this.cancelledLoads = this.cancelledLoads.filter((l) => l.atMono > this.mono);
+    for (const model of [...this.models]) {
+      const expiry = model.expiresAt ? Date.parse(model.expiresAt) : Number.NaN;
+      const held = this.pendingCanaries.some((c) => c.model === model.name);
+      if (model.sessionMs !== undefined && !held && expiry <= this.wall) this.unload(model.name);
+    }
     const inFlight: CanaryInFlight[] = this.pendingCanaries.map((c) => ({
       model: c.model,
       startedMono: c.startedMono,
@@ -177,7 +217,8 @@ export class World {
             r.startSeconds,
             r.state,
             r.cpuSeconds,
-            `ollama runner --model /blobs/${r.model} --port ${r.pid}`,
+            `ollama runner --model /blobs/sha256-${r.model} --port ${r.pid}`,
+            this.serverPid,
           ),
         ),
       },
@@ -194,10 +235,10 @@ export class World {
       ];
     }
     if (this.journal) {
-      // Ollama writes a [GIN] line for every finished request: users' and our answered canaries'.
-      const answeredCanaries = observation.canaryResults.filter((r) => r.outcome !== "timeout").length;
+      // Ollama writes a [GIN] line on every handler return: users' requests (finished or given up)
+      // and every canary of ours, aborted ones included.
       observation.journal = {
-        completions: this.completionsPerTick + answeredCanaries,
+        completions: this.completionsPerTick + observation.canaryResults.length,
         wedgedGpuEvidence: this.pendingJournalEvidence,
         notable: [],
       };
@@ -213,6 +254,8 @@ export class World {
       size: m.size,
       sizeVram: m.sizeVram,
       digest: `sha256:${m.name}`,
+      // /api/show's FROM blob: the runner's --model names it (proof of whose runner it is).
+      blob: `sha256-${m.name}`,
       expiresAt:
         m.loadingKeepAliveMs !== undefined
           ? new Date(this.wall + m.loadingKeepAliveMs).toISOString()
@@ -229,28 +272,70 @@ export class World {
 
   private launchCanary(command: Extract<Command, { kind: "canary" }>): void {
     const startedMono = this.mono + 5;
-    // A model that is not loaded (killed runner, restarted server) loads on request, as Ollama does.
-    if (!this.models.some((m) => m.name === command.model) && this.apiUp) this.load(command.model);
-    const fate = this.canaryFate(command.model);
-    const timeout = this.config.detection.canary.timeout;
+    const timeout = command.timeoutMs ?? this.config.detection.canary.timeout;
     const base = { model: command.model, startedMono };
+    let loadMs = 0;
+    const existing = this.models.find((m) => m.name === command.model);
+    // A model that is not loaded (killed runner, restarted server) loads on request, as Ollama does,
+    // under the request's context: a canary given up before the load ends cancels it.
+    if ((!existing || !this.runners.some((r) => r.pid === existing.runnerPid)) && this.apiUp) {
+      loadMs = this.reloadMs[command.model] ?? 0;
+      const reloaded = this.load(
+        command.model,
+        existing ? { ...existing, expiresAt: existing.expiresAt } : {},
+      );
+      if (loadMs > 0) {
+        reloaded.loadingKeepAliveMs = reloaded.sessionMs ?? 5 * 60_000;
+        if (loadMs >= timeout) {
+          const result: CanaryResult = { ...base, outcome: "timeout", durationMs: timeout };
+          this.pendingCanaries.push({ ...base, finishMono: startedMono + timeout, result });
+          const cancelAt = startedMono + timeout;
+          this.cancelledLoads.push({ model: command.model, atMono: cancelAt });
+          return;
+        }
+      }
+    } else if (existing?.reloadsOnCanary) {
+      const old = this.runnerOf(command.model);
+      this.runners = this.runners.filter((r) => r !== old);
+      this.load(command.model, { ...existing });
+    }
+    const model = this.models.find((m) => m.name === command.model);
+    const fate: CanaryFate =
+      model?.embedding && command.probe === "generate"
+        ? { kind: "error", status: 400, error: `"${command.model}" does not support generate` }
+        : this.canaryFate(command.model);
+    const loadEndsMono = loadMs > 0 ? startedMono + loadMs : undefined;
+    const extra = loadEndsMono !== undefined ? { loadEndsMono } : {};
     if (fate.kind === "ok") {
       const result: CanaryResult = {
         ...base,
         outcome: "ok",
-        ttftMs: fate.ttftMs,
-        durationMs: fate.ttftMs + 10,
+        ttftMs: loadMs + fate.ttftMs,
+        durationMs: loadMs + fate.ttftMs + 10,
       };
-      this.pendingCanaries.push({ ...base, finishMono: startedMono + fate.ttftMs + 10, result });
+      this.pendingCanaries.push({
+        ...base,
+        finishMono: startedMono + loadMs + fate.ttftMs + 10,
+        result,
+        ...extra,
+      });
     } else if (fate.kind === "hang") {
       const result: CanaryResult = { ...base, outcome: "timeout", durationMs: timeout };
-      this.pendingCanaries.push({ ...base, finishMono: startedMono + timeout, result });
+      this.pendingCanaries.push({ ...base, finishMono: startedMono + timeout, result, ...extra });
+    } else if (fate.kind === "empty" || fate.kind === "degenerate") {
+      const result: CanaryResult = {
+        ...base,
+        outcome: fate.kind,
+        error: fate.kind === "empty" ? "done without a token" : 'the same token "G" repeated',
+        durationMs: 200,
+      };
+      this.pendingCanaries.push({ ...base, finishMono: startedMono + 200, result });
     } else {
       const result: CanaryResult = {
         ...base,
         outcome: "error",
         status: fate.status,
-        error: `HTTP ${fate.status}`,
+        error: fate.error ?? `HTTP ${fate.status}`,
         durationMs: 40,
       };
       this.pendingCanaries.push({ ...base, finishMono: startedMono + 40, result });
@@ -368,10 +453,11 @@ function sample(
   state: string,
   cpuSeconds: number,
   cmdline: string,
+  ppid = 1,
 ): ProcessSample {
   const modelMatch = /--model (\S+)/.exec(cmdline);
   const portMatch = /--port (\d+)/.exec(cmdline);
-  const process: ProcessSample = { pid, ppid: 1, cmdline, state, cpuSeconds, startSeconds };
+  const process: ProcessSample = { pid, ppid, cmdline, state, cpuSeconds, startSeconds };
   if (modelMatch?.[1]) process.modelPath = modelMatch[1];
   if (portMatch?.[1]) process.port = Number(portMatch[1]);
   return process;

@@ -36,6 +36,7 @@ describe("executor", () => {
     const spy: ActionModule = {
       name: "spy",
       handles: () => true,
+      deadlineMs: () => 1000,
       run: async () => {
         ran = true;
         return { ok: true };
@@ -52,11 +53,13 @@ describe("executor", () => {
     const failing: ActionModule = {
       name: "f",
       handles: () => true,
+      deadlineMs: () => 1000,
       run: async () => ({ ok: false, error: "nope" }),
     };
     const throwing: ActionModule = {
       name: "t",
       handles: () => true,
+      deadlineMs: () => 1000,
       run: async () => {
         throw new Error("boom");
       },

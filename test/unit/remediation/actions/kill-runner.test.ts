@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -16,6 +16,7 @@ describe("parseProcStat", () => {
     expect(parseProcStat(statLine(7, "ollama (runner) x", "D", 12345))).toEqual({
       state: "D",
       startSeconds: 123.45,
+      ppid: 1,
     });
     expect(parseProcStat("garbage")).toBeUndefined();
   });
@@ -24,7 +25,6 @@ describe("parseProcStat", () => {
 describe("kill-runner against a fake procfs", () => {
   let procRoot: string;
   const pid = 4242;
-  const runnerPattern = /ollama runner/;
 
   function fakeProcess(state: string, startTicks: number, cmdline = "ollama\0runner\0--model\0/m\0") {
     mkdirSync(join(procRoot, String(pid)), { recursive: true });
@@ -34,6 +34,8 @@ describe("kill-runner against a fake procfs", () => {
 
   beforeEach(() => {
     procRoot = mkdtempSync(join(tmpdir(), "proc-"));
+    // This test process's own PID namespace, as /proc/self would show it.
+    symlinkSync(String(process.pid), join(procRoot, "self"));
   });
   afterEach(() => rmSync(procRoot, { recursive: true, force: true }));
 
@@ -42,28 +44,70 @@ describe("kill-runner against a fake procfs", () => {
     const signals: number[] = [];
     const run = await killRunner(
       { pid, model: "llama3.2", startSeconds: 500 },
-      { procRoot, runnerPattern, kill: (p) => void signals.push(p) },
+      { procRoot, kill: (p) => void signals.push(p) },
     );
     expect(run.ok).toBe(false);
     expect(run.error).toMatch(/refused: pid 4242 was reused/);
     expect(signals).toEqual([]);
   });
 
-  it("refuses a pid that is no longer a runner", async () => {
-    fakeProcess("S", 50_000, "bash\0-c\0sleep 1\0");
+  it("refuses a pid whose parent is no longer the target's server", async () => {
+    fakeProcess("S", 50_000);
     const signals: number[] = [];
     const run = await killRunner(
-      { pid, model: "m" },
-      { procRoot, runnerPattern, kill: (p) => void signals.push(p) },
+      { pid, model: "m", startSeconds: 500, parentPid: 777 },
+      { procRoot, kill: (p) => void signals.push(p) },
     );
-    expect(run.error).toMatch(/no longer a runner .*bash -c sleep 1/);
+    expect(run.error).toMatch(/no longer a child of the target's server 777 \(parent 1\)/);
     expect(signals).toEqual([]);
   });
 
+  it("refuses without an observed start time (cannot rule out pid reuse)", async () => {
+    fakeProcess("S", 50_000);
+    const run = await killRunner({ pid, model: "m" }, { procRoot, kill: () => {} });
+    expect(run.error).toMatch(/no start time/);
+  });
+
+  it("L1: a procRoot of another PID namespace: refuses, never signals, never reports success", async () => {
+    fakeProcess("S", 50_000);
+    rmSync(join(procRoot, "self"));
+    symlinkSync("1", join(procRoot, "self"));
+    const signals: number[] = [];
+    const run = await killRunner(
+      { pid, model: "m", startSeconds: 500 },
+      {
+        procRoot,
+        kill: (p) => {
+          signals.push(p);
+          throw Object.assign(new Error("kill ESRCH"), { code: "ESRCH" });
+        },
+      },
+    );
+    expect(run.ok).toBe(false);
+    expect(run.error).toMatch(/another PID namespace/);
+    expect(signals).toEqual([]);
+  });
+
+  it("L1: ESRCH for a pid procfs still shows is not a success", async () => {
+    fakeProcess("S", 50_000);
+    const run = await killRunner(
+      { pid, model: "m", startSeconds: 500 },
+      {
+        procRoot,
+        kill: () => {
+          throw Object.assign(new Error("kill ESRCH"), { code: "ESRCH" });
+        },
+      },
+    );
+    expect(run.ok).toBe(false);
+    expect(run.error).toMatch(/no such process here, yet .* still shows it/);
+  });
+
   it("reports a runner that is already gone or a zombie", async () => {
-    expect((await killRunner({ pid, model: "m" }, { procRoot, runnerPattern })).error).toMatch(/gone/);
+    const command = { pid, model: "m", startSeconds: 500 };
+    expect((await killRunner(command, { procRoot })).error).toMatch(/gone/);
     fakeProcess("Z", 50_000);
-    expect((await killRunner({ pid, model: "m" }, { procRoot, runnerPattern })).error).toMatch(/zombie/);
+    expect((await killRunner(command, { procRoot })).error).toMatch(/zombie/);
   });
 
   it("signals SIGKILL and confirms the process is gone", async () => {
@@ -73,7 +117,6 @@ describe("kill-runner against a fake procfs", () => {
       { pid, model: "llama3.2", startSeconds: 500 },
       {
         procRoot,
-        runnerPattern,
         kill: (p, signal) => {
           signals.push(`${p}:${signal}`);
           rmSync(join(procRoot, String(p)), { recursive: true });
@@ -88,8 +131,8 @@ describe("kill-runner against a fake procfs", () => {
   it("a runner still alive in D state after SIGKILL is a failure (wedged driver)", async () => {
     fakeProcess("D", 50_000);
     const run = await killRunner(
-      { pid, model: "m" },
-      { procRoot, runnerPattern, kill: () => {}, confirmWithinMs: 60 },
+      { pid, model: "m", startSeconds: 500 },
+      { procRoot, kill: () => {}, confirmWithinMs: 60 },
     );
     expect(run.ok).toBe(false);
     expect(run.error).toMatch(/still alive .* after SIGKILL \(state D\)/);
@@ -111,7 +154,7 @@ describe("kill-runner against a real process", () => {
     const stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
     const run = await killRunner(
       { pid, model: "sleepy", startSeconds: stat?.startSeconds as number },
-      { procRoot: "/proc", runnerPattern: /^sleep 60$/ },
+      { procRoot: "/proc" },
     );
     expect(run).toMatchObject({ ok: true });
     expect(await exited).toBe("SIGKILL");
@@ -120,10 +163,7 @@ describe("kill-runner against a real process", () => {
   it("refuses the real process when the start time does not match (pid reuse)", async () => {
     child = spawn("sleep", ["60"], { stdio: "ignore" });
     const pid = child.pid as number;
-    const run = await killRunner(
-      { pid, model: "sleepy", startSeconds: 1 },
-      { procRoot: "/proc", runnerPattern: /sleep/ },
-    );
+    const run = await killRunner({ pid, model: "sleepy", startSeconds: 1 }, { procRoot: "/proc" });
     expect(run.error).toMatch(/was reused/);
     expect(child.exitCode).toBeNull();
     expect(child.signalCode).toBeNull();
