@@ -6,7 +6,6 @@ import type { Config, TargetConfig } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { SpawnFn } from "../core/exec.js";
 import type { FetchFn } from "../core/http.js";
-import { httpFetch } from "../core/http-client.js";
 import { createLogger, type Logger } from "../core/log.js";
 import type {
   CanaryResult,
@@ -258,7 +257,7 @@ export class Watchdog {
       target,
       config: this.config,
       clock: this.clock,
-      fetch: this.options.fetch ?? httpFetch,
+      fetch: this.options.fetch ?? fetch,
       ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
       procRoot: this.config.procRoot,
       signal,
@@ -413,7 +412,7 @@ export class Watchdog {
         probe: command.probe,
         prompt: this.config.detection.canary.prompt,
         timeoutMs: command.timeoutMs ?? this.config.detection.canary.timeout,
-        fetch: this.options.fetch ?? httpFetch,
+        fetch: this.options.fetch ?? fetch,
         clock: this.clock,
         signal: abort.signal,
       }).then((result) => {
