@@ -82,7 +82,11 @@ export function healedNotice(incident: Incident, baseUrl: string): Notice {
   const recovered = humanDuration(endWall - incident.openedWall);
   const how =
     incident.outcome === "healed"
-      ? `Healed by ${incident.verification?.afterAction ?? "the watchdog"}`
+      ? `Healed by ${
+          incident.verification?.afterAction ??
+          incident.actions.filter((a) => a.result === "success").at(-1)?.action ??
+          "the watchdog"
+        }`
       : incident.outcome === "exhausted"
         ? "Healthy again after the watchdog had given up (a person or Ollama itself fixed it)"
         : "Recovered by itself";

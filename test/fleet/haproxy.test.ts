@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postArgv } from "../../src/simulator/supervisor.js";
 import { CLI, ROOT } from "../support/paths.js";
-import { MODEL, SCALED } from "../support/scenario.js";
+import { MODEL } from "../support/scenario.js";
 import { waitFor } from "../support/wait.js";
 import {
   createTopology,
@@ -24,10 +24,27 @@ import {
 /**
  * Three Ollama hosts (simulator + watchdog, each in its own network and PID namespace) behind the
  * real HAProxy configured by deploy/haproxy/haproxy.cfg; clients stream without pause; one host's
- * runner deadlocks. Timings are the scenario tests' 1/40 scale (test/support/scenario.ts), the
- * HAProxy check interval scaled the same way, so every figure × 40 is the figure at the defaults.
+ * runner deadlocks. The detection timings are the defaults / SCALE (ratios kept, as in
+ * test/support/scenario.ts but at 1/20: seven processes share the machine with the rest of the
+ * suite, and at 1/40 a loaded machine delayed a healthy host's canary past its timeout), the
+ * HAProxy check interval too, so those figures × SCALE are the figures at the defaults. Deadlines
+ * that are not measured (API timeout, grace periods, verification) are generous.
  */
-const SCALE = 40;
+const SCALE = 20;
+const TIMINGS = {
+  interval: "750ms",
+  detection: {
+    apiTimeout: "1s",
+    downAfter: 3,
+    freezeAfter: "3s",
+    startupGrace: "1s",
+    loadGrace: "3s",
+    // timeout: 2.5 s (1/12 of the default, not 1/20): after the restart the verification canary loads the
+    // model itself (no traffic reaches a host out of rotation), and starting a runner on a loaded
+    // machine can take longer than 1.5 s; a canary that gives up aborts the load (as in Ollama).
+    canary: { every: "3s", timeout: "2500ms" },
+  },
+};
 const CHECK_INTER_MS = 2000 / SCALE;
 const DRAIN_FOR_MS = 10_000 / SCALE;
 const CLIENTS = 4;
@@ -95,7 +112,7 @@ function haproxyConfig(hosts: Topology["hosts"]): string {
 
 function watchdogConfig(dir: string, simDir: string): Record<string, unknown> {
   return {
-    ...SCALED,
+    ...TIMINGS,
     listen: "0.0.0.0:11464",
     stateDir: join(dir, "state"),
     targets: [
@@ -109,7 +126,7 @@ function watchdogConfig(dir: string, simDir: string): Record<string, unknown> {
     // verifyWithin is a deadline, not a measured figure: generous, because the restart command is
     // a fresh Node process (slow to start on a loaded machine).
     remediation: {
-      ...SCALED.remediation,
+      cooldown: "3s",
       ladder: ["restart"],
       drainFor: `${DRAIN_FOR_MS}ms`,
       verifyWithin: "30s",

@@ -199,6 +199,8 @@ describe("receivers, each against a real receiver on loopback", () => {
     expect(mail?.raw).toMatch(/^Subject: Ollama default is frozen$/m);
     expect(mail?.raw).toMatch(/^X-Ollama-Watchdog-Event: detected$/m);
     expect(mail?.raw).toContain("Report: http://gpu-box:11464/#incident=20260101T000000Z-default");
+    // the server has the mail a moment before the client has its answer
+    await waitFor(async () => (await counts())["oncall/sent"] === 1, { what: "counted sent" });
     expect(await counts()).toEqual({ "oncall/sent": 1 });
   });
 

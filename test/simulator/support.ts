@@ -170,8 +170,8 @@ export async function control(simulator: Simulator, method: string, path: string
 }
 
 export async function loadModel(simulator: Simulator, model = MODEL): Promise<number> {
-  const { status } = await generateOnce(simulator, { model, options: { num_predict: 1 } });
-  if (status !== 200) throw new Error(`load failed: ${status}`);
+  const { status, body } = await generateOnce(simulator, { model, options: { num_predict: 1 } });
+  if (status !== 200) throw new Error(`load failed: ${status} ${JSON.stringify(body)}`);
   const runner = simulator.runners().find((r) => r.model === model);
   if (!runner) throw new Error("no runner after load");
   return runner.pid;
