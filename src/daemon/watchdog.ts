@@ -47,6 +47,8 @@ export interface WatchdogOptions {
   kill?: (pid: number, signal: NodeJS.Signals) => void;
   /** Program run as systemctl for restarts (tests inject a fake); "systemctl" on PATH by default. */
   systemctl?: string;
+  /** Program run as journalctl by the journal collector (tests inject the simulator's stand-in). */
+  journalctl?: string;
   /** The ledger's writes (tests inject a full or read-only disk). */
   ledgerFs?: LedgerFs;
 }
@@ -259,6 +261,7 @@ export class Watchdog {
       clock: this.clock,
       fetch: this.options.fetch ?? fetch,
       ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
+      ...(this.options.journalctl ? { journalctl: this.options.journalctl } : {}),
       procRoot: this.config.procRoot,
       signal,
       log: this.log.child({ component: "collector", target: target.name }),

@@ -50,9 +50,17 @@ export interface Scenario {
   stop(): Promise<void>;
 }
 
-export async function startScenario(
-  options: { simulator?: SimulatorOptions; config?: Record<string, unknown>; stateDir?: string } = {},
-): Promise<Scenario> {
+export interface ScenarioOptions {
+  simulator?: SimulatorOptions;
+  config?: Record<string, unknown>;
+  stateDir?: string;
+  /** The Ollama release line the simulator plays (OLLAMA_PROFILES ids); the newest by default. */
+  ollamaVersion?: string;
+  /** Read the simulator's log through its journalctl stand-in, as on a default systemd install. */
+  journal?: boolean;
+}
+
+export async function startScenario(options: ScenarioOptions = {}): Promise<Scenario> {
   const workDir = mkdtempSync(join(tmpdir(), "owd-scenario-"));
   const stateDir = options.stateDir ?? join(workDir, "state");
   const simulator = await startSimulator({
@@ -66,6 +74,7 @@ export async function startScenario(
       healthPingTimeoutMs: 250,
       discoveryMs: 50,
     },
+    ...(options.ollamaVersion ? { ollamaVersion: options.ollamaVersion } : {}),
     ...options.simulator,
   });
   const supervisor = await startSupervisor(simulator);
@@ -85,6 +94,7 @@ export async function startScenario(
           url: simulator.url,
           restart: { command: { argv: supervisor.restartArgv, timeout: "5s" } },
           processes: { server: String.raw`^${serverTitle}\b` },
+          ...(options.journal ? { journalUnit: "ollama.service" } : {}),
         },
       ],
       gpu: { backend: "nvidia", nvidiaSmi: simulator.nvidiaSmiPath, timeout: "1s" },
@@ -93,7 +103,12 @@ export async function startScenario(
     {},
   );
   const records: TickRecord[] = [];
-  let watchdog = await Watchdog.start({ config, log: silentLogger() });
+  const watchdogOptions = {
+    config,
+    log: silentLogger(),
+    ...(options.journal ? { journalctl: simulator.journalctlPath } : {}),
+  };
+  let watchdog = await Watchdog.start(watchdogOptions);
   const onTick = (batch: TickRecord[]) => records.push(...batch);
   watchdog.events.on("tick", onTick);
 
@@ -135,7 +150,7 @@ export async function startScenario(
     },
     async restartWatchdog() {
       await watchdog.stop();
-      watchdog = await Watchdog.start({ config, log: silentLogger() });
+      watchdog = await Watchdog.start(watchdogOptions);
       watchdog.events.on("tick", onTick);
     },
     async stop() {
