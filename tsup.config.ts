@@ -9,6 +9,7 @@ export default defineConfig({
     "fake-journalctl": "src/simulator/fake-journalctl.ts",
     "bench/detection": "bench/detection.ts",
     "bench/overhead": "bench/overhead.ts",
+    "bench/module-cost": "bench/module-cost.ts",
     "bench/proxy": "bench/proxy.ts",
   },
   format: ["esm"],

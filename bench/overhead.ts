@@ -39,6 +39,8 @@ interface Options {
   noProcfs: boolean;
   /** Write a V8 CPU profile of every daemon into this directory. */
   profileDir?: string;
+  /** Extra arguments for the daemon's node (V8 flags), to compare settings. */
+  nodeArgs: string[];
   json: boolean;
 }
 
@@ -51,6 +53,7 @@ function parseArgs(argv: string[]): Options {
     canaries: 50,
     phases: new Set(["a", "b", "c"]),
     noProcfs: false,
+    nodeArgs: [],
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -67,12 +70,13 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--canaries") options.canaries = Number(value());
     else if (arg === "--phases") options.phases = new Set(value().split(",") as ("a" | "b" | "c")[]);
     else if (arg === "--profile") options.profileDir = value();
+    else if (arg === "--node-args") options.nodeArgs = value().split(/\s+/).filter(Boolean);
     else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--no-procfs") options.noProcfs = true;
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--no-procfs] [--json] [--json-out FILE]\n",
+        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--node-args '--flag …'] [--no-procfs] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -111,6 +115,7 @@ interface Daemon {
 }
 
 let profileDir: string | undefined;
+let nodeArgs: string[] = [];
 let emptyProcRoot: string | undefined;
 
 async function startDaemon(dir: string, config: Configuration, intervalMs: number): Promise<Daemon> {
@@ -134,7 +139,7 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
   writeFileSync(configPath, JSON.stringify(document, null, 2));
   const log = openSync(join(dir, "daemon.log"), "a");
   const profile = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
-  const child = spawn(process.execPath, [...profile, CLI, "run", "--config", configPath], {
+  const child = spawn(process.execPath, [...profile, ...nodeArgs, CLI, "run", "--config", configPath], {
     stdio: ["ignore", log, log],
   });
   closeSync(log);
@@ -311,6 +316,7 @@ async function inBatches<T>(items: T[], size: number, work: (item: T) => Promise
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   profileDir = options.profileDir;
+  nodeArgs = options.nodeArgs;
   const stopAll = () => {
     for (const child of children) child.kill("SIGKILL");
     process.exit(130);

@@ -1,5 +1,21 @@
-/** HTTP as a seam: the global fetch by default, a fake in unit tests. */
-export type FetchFn = typeof fetch;
+/**
+ * HTTP as a seam: the subset of fetch the daemon uses (the global fetch by default, a fake in unit
+ * tests). Narrow on purpose: another client can stand behind it (docs/performance.md, "Memory").
+ */
+export interface FetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}
+export interface FetchResponse {
+  readonly ok: boolean;
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: ReadableStream | null;
+  text(): Promise<string>;
+}
+export type FetchFn = (url: string, init?: FetchInit) => Promise<FetchResponse>;
 
 export interface JsonResult<T> {
   ok: boolean;
@@ -29,7 +45,7 @@ function formatBytes(bytes: number): string {
  * costs `maxBytes` of memory, not all it can send before the deadline. The caller's abort signal
  * still ends a slow drip.
  */
-export async function readBodyCapped(response: Response, maxBytes: number): Promise<string> {
+export async function readBodyCapped(response: FetchResponse, maxBytes: number): Promise<string> {
   if (!response.body) return "";
   const declared = Number(response.headers.get("content-length"));
   if (declared > maxBytes) {
@@ -61,7 +77,7 @@ export async function fetchJson<T>(
   const started = performance.now();
   const signal = AbortSignal.timeout(options.timeoutMs);
   try {
-    const init: RequestInit = { method: options.method ?? "GET", signal };
+    const init: FetchInit = { method: options.method ?? "GET", signal };
     if (options.body !== undefined) {
       init.body = JSON.stringify(options.body);
       init.headers = { "content-type": "application/json" };

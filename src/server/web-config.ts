@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, resolve } from "node:path";
-import bcrypt from "bcryptjs";
 import * as v from "valibot";
 import { parse } from "yaml";
 import { ConfigError } from "../config/load.js";
@@ -102,6 +101,8 @@ export function basicAuthenticator(
       .update(`${user}\0${password}\0${hash ?? ""}`)
       .digest("hex");
     if (hash && verified.has(key)) return true;
+    // bcryptjs is loaded on the first check: a daemon without basic auth never carries it.
+    const bcrypt = (await import("bcryptjs")).default;
     const ok = await bcrypt.compare(password, hash ?? UNKNOWN_USER_HASH);
     if (!ok || !hash) return false;
     if (verified.size >= 1000) verified.clear();
