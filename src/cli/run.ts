@@ -8,8 +8,9 @@ export async function runCommand(opts: { config?: string; "web.config.file"?: st
   // No optimizing compiler (TurboFan) for the daemon: a tick is I/O, JSON.parse and regexes (native
   // code either way) every 15 s, while TurboFan's code pages and optimized code cost ≈ 5 MB of
   // RSS (docs/performance.md, "Memory"). Set before any function is hot enough to be optimized.
-  setFlagsFromString("--no-opt");
+  // Not with a stall guard: proxying every client's stream is a hot path that needs TurboFan.
   const loaded = loadConfig(opts.config);
+  if (!loaded.targets.some((t) => t.proxy)) setFlagsFromString("--no-opt");
   const webConfig = opts["web.config.file"];
   const config = webConfig ? { ...loaded, webConfig } : loaded;
   const log = createLogger();
