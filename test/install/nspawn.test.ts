@@ -271,7 +271,7 @@ describe("installed in a real systemd (nspawn)", () => {
     await curl(["-X", "DELETE", "http://127.0.0.1:11434/_sim/fault"]);
     await loadedModel();
     const invocation = await show("ollama.service", "InvocationID");
-    await curl(["-X", "POST", "http://127.0.0.1:11434/_sim/fault", "-d", '{"name":"scheduler-deadlock"}']);
+    await curl(["-X", "POST", "http://127.0.0.1:11434/_sim/fault", "-d", '{"name":"scheduler-freeze"}']);
     await waitFor(async () => (await show("ollama.service", "InvocationID")) !== invocation, {
       timeoutMs: 90_000,
       everyMs: 500,
