@@ -30,6 +30,7 @@ import { healingView } from "../proxy/view.js";
 import { Acting } from "../remediation/acting.js";
 import { createExecutor } from "../remediation/executor.js";
 import { Ledger, type LedgerFs } from "../remediation/ledger.js";
+import { budgetStatus } from "../remediation/policy.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
 import { loadWebConfig } from "../server/web-config.js";
@@ -140,7 +141,8 @@ export class Watchdog {
         sinceWall: this.startedWall,
         reason: "watchdog started",
         frozenForMs: 0,
-        budget: { remaining: config.remediation.budget.max, max: config.remediation.budget.max },
+        // What the ledger says from the start: a restarted watchdog never shows a refilled budget.
+        budget: this.startingBudget(ledger, target.name, startMono),
         lastIncident: this.incidents.lastIncident(target.name),
       },
     }));
@@ -149,6 +151,16 @@ export class Watchdog {
       everyMs: Math.max(config.interval, 5000),
       timeoutMs: 3000,
     });
+  }
+
+  private startingBudget(
+    ledger: Ledger,
+    target: string,
+    nowMono: number,
+  ): { remaining: number; max: number } {
+    const view = ledger.budgetView(target, nowMono, { dryRun: this.config.remediation.dryRun });
+    const { remaining, max } = budgetStatus(view, [], nowMono, this.config.remediation);
+    return { remaining, max };
   }
 
   /** Opens the ledger, binds the listener, starts ticking. */
