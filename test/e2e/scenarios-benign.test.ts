@@ -62,7 +62,14 @@ describe("benign loads get zero actions", () => {
   });
 
   it("B3 a big model load slower than freezeAfter", async () => {
-    scenario = await startScenario({ simulator: { timing: { tokenIntervalMs: 10, loadMs: 100 } } });
+    // loadGrace at the defaults' ratio (5m = 5 × freezeAfter): a load that outlasts loadGrace is a
+    // hung load by design (docs/detection.md), so this benign load must stay well inside it.
+    scenario = await startScenario({
+      simulator: { timing: { tokenIntervalMs: 10, loadMs: 100 } },
+      config: {
+        detection: { ...SCALED.detection, loadGrace: `${5 * ms(SCALED.detection.freezeAfter)}ms` },
+      },
+    });
     scenario.simulator.setFault({ name: "slow-load", loadMs: 2 * ms(SCALED.detection.freezeAfter) });
     const load = fetch(`${scenario.simulator.url}/api/generate`, {
       method: "POST",
