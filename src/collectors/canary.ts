@@ -67,8 +67,9 @@ export function canaryRequestBody(request: Pick<CanaryRequest, "model" | "prompt
 class AnswerReader {
   private partial = "";
   private tokens: string[] = [];
-  private tokenCount = 0;
+  tokenCount = 0;
   ttftMs: number | undefined;
+  lastTokenMs: number | undefined;
   constructor(private readonly elapsed: () => number) {}
 
   /** Feeds decoded text; returns a verdict once one is reached. */
@@ -104,6 +105,7 @@ class AnswerReader {
     const text = textOf(chunk);
     if (text !== "") {
       this.ttftMs ??= this.elapsed();
+      this.lastTokenMs = this.elapsed();
       this.tokenCount++;
       if (this.tokens.length < DEGENERATE_MIN_TOKENS) this.tokens.push(text);
       if (this.tokenCount > ENDLESS_AFTER_TOKENS) {
@@ -137,11 +139,12 @@ class AnswerReader {
 type Verdict = Pick<CanaryResult, "outcome" | "error">;
 
 /**
- * A bounded real request to a model already loaded. Generate: "ok" once the answer is done (or a
- * token arrived and the stream then stalled), "empty" for `done` without a token, "degenerate" for
- * the same token repeated or output that never ends, "timeout" when no token arrives within
- * timeoutMs (the request is aborted then), "error" when Ollama answers with an error or the
- * connection fails. Embed: "ok" for a non-empty embedding. Never throws.
+ * A bounded real request to a model already loaded. Generate: "ok" once the answer is done (or
+ * tokens still arrive at the deadline), "empty" for `done` without a token, "degenerate" for the
+ * same token repeated or output that never ends, "timeout" when no token arrives within timeoutMs
+ * or the stream stalled after some (none for half the timeout; the request is aborted then),
+ * "error" when Ollama answers with an error or the connection fails. Embed: "ok" for a non-empty
+ * embedding. Never throws.
  */
 export async function runCanary(request: CanaryRequest): Promise<CanaryResult> {
   const { clock, timeoutMs } = request;
@@ -194,8 +197,18 @@ export async function runCanary(request: CanaryRequest): Promise<CanaryResult> {
       }
     }
   } catch (error) {
-    // A token that arrived before the deadline answers the canary's question even if the stream then stalled.
-    if (answer.ttftMs !== undefined && request.probe !== "embed") return result({ outcome: "ok" });
+    // Tokens still trickling in at the deadline are a slow answer (CPU inference); tokens that
+    // stopped for half the timeout are a stream that stalled mid-answer (F3), not an answer.
+    if (answer.lastTokenMs !== undefined && request.probe !== "embed") {
+      const quietMs = Math.round(elapsed() - answer.lastTokenMs);
+      if (timedOut && quietMs >= timeoutMs / 2) {
+        return result({
+          outcome: "timeout",
+          error: `stream stalled after ${answer.tokenCount} token(s): none for ${quietMs}ms`,
+        });
+      }
+      return result({ outcome: "ok" });
+    }
     if (timedOut) return result({ outcome: "timeout", error: `no token within ${timeoutMs}ms` });
     if (request.signal?.aborted) return result({ outcome: "error", error: "canary aborted" });
     return result({ outcome: "error", error: describeFetchError(error) });

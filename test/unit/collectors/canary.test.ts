@@ -46,6 +46,25 @@ describe("runCanary", () => {
     });
   });
 
+  it("a stream that stalls after a few tokens (F3) times out; one still trickling at the deadline is ok", async () => {
+    // The first request stalls after two tokens; the second keeps trickling.
+    server = await startServer((_request, response) => {
+      response.writeHead(200, { "content-type": "application/x-ndjson" });
+      response.write(ndjson({ response: "Once", done: false }));
+      response.write(ndjson({ response: " upon", done: false }));
+      if (server?.requests.length === 2) {
+        const timer = setInterval(() => response.write(ndjson({ response: " a", done: false })), 100);
+        response.on("close", () => clearInterval(timer));
+      }
+    });
+    const stalled = await canary(server.url, { timeoutMs: 600 });
+    expect(stalled.outcome).toBe("timeout");
+    expect(stalled.error).toMatch(/stalled after 2 token\(s\)/);
+    expect(stalled.ttftMs).toBeDefined();
+    const trickling = await canary(server.url, { timeoutMs: 600 });
+    expect(trickling.outcome).toBe("ok");
+  });
+
   it("done with no token (eval_count 0, no text) is an empty answer, not ok", async () => {
     server = await startServer((_request, response) => {
       response.end(ndjson({ response: "", done: true, eval_count: 0 }));
