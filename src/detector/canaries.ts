@@ -109,9 +109,8 @@ export function scheduleCanaries(t: Tick, state: WatchdogState): void {
     const ready = r.issuedMono === undefined || r.outcome !== undefined;
     if (mm && ready && !busy.has(mm.name)) issue(mm, verificationTimeoutMs(config));
   }
-  if (!obs.ps) return;
-  for (const model of obs.ps.models) {
-    const mm = m.models[model.name];
+  for (const name of modelsToWatch(t)) {
+    const mm = m.models[name];
     if (!mm || busy.has(mm.name) || isLoading(mm, now, config)) continue;
     const due =
       mm.lastCanaryIssuedMono === undefined || now - mm.lastCanaryIssuedMono >= config.detection.canary.every;
@@ -125,6 +124,18 @@ export function scheduleCanaries(t: Tick, state: WatchdogState): void {
           (!(t.progress.target || t.progress.models[mm.name]) || mm.episode.badAnswers > 0)));
     if (suspicious || (due && periodicAllowed(t, mm))) issue(mm);
   }
+}
+
+/**
+ * The models /api/ps lists; while it fails (0.32.4+ takes the scheduler's locks, so a stuck
+ * scheduler hangs it too), the models it listed last whose expiry has not passed — an expired one
+ * may be unloading right now, and a canary would load it again.
+ */
+function modelsToWatch(t: Tick): string[] {
+  if (t.obs.ps) return t.obs.ps.models.map((model) => model.name);
+  return Object.values(t.m.models)
+    .filter((mm) => (parseExpiry(mm.expiresAt) ?? 0) > t.obs.wall)
+    .map((mm) => mm.name);
 }
 
 /** Periodic canaries: not on a model a canary reloaded, and only while real use holds the model. */

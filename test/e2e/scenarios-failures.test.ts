@@ -149,6 +149,20 @@ describe("failure modes get the right action", () => {
     expect(scenario.records.slice(from).some((r) => /\/api\/ps failing/.test(r.verdict.reason))).toBe(true);
   });
 
+  it("F5 scheduler freeze on 0.33, /api/ps hanging with it: canaries on the models it listed last find it, a restart heals", async () => {
+    scenario = await startScenario();
+    await scenario.loadModelAndSettle();
+    scenario.simulator.setFault({ name: "scheduler-freeze" });
+    const s = scenario;
+    await waitFor(() => s.actions().some((a) => a.action === "restart" && a.result === "success"), {
+      timeoutMs: 30_000,
+      what: "a restart",
+    });
+    await scenario.waitForState("healthy", 20_000);
+    expect(scenario.actions().map((a) => a.action)).toEqual(["kill-runner", "restart"]);
+    expect(await generationSucceeds(scenario)).toBe(true);
+  });
+
   it("F6 API hang: down, restart, and the loop never stalls", async () => {
     scenario = await startScenario();
     await scenario.loadModelAndSettle();
