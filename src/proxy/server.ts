@@ -14,10 +14,10 @@ import {
   type ServerResponse,
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type { Socket } from "node:net";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Logger } from "../core/log.js";
-import { parseListen } from "../server/http.js";
+import { listenOn, parseListen } from "../server/http.js";
 import {
   type BodyFormat,
   bodyFormat,
@@ -144,15 +144,7 @@ export class StallGuard {
     server.headersTimeout = 30_000;
     server.timeout = 0;
     const { host, port } = parseListen(options.listen);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    const address = server.address() as AddressInfo;
-    const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const { address, shownHost } = await listenOn(server, host, port);
     const guard = new StallGuard(options, server, `http://${shownHost}:${address.port}`);
     server.maxConnections = guard.limits.maxConnections;
     server.on("request", (req: IncomingMessage, res: ServerResponse) => guard.handle(req, res));

@@ -100,15 +100,7 @@ export async function startHttpServer(
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const { address, shownHost } = await listenOn(server, host, port);
   checkHost = isLoopbackAddress(address.address);
   const missing = [web?.tls ? "" : "no TLS", web?.users.size ? "" : "no authentication"].filter(Boolean);
   if (!checkHost && missing.length) {
@@ -125,4 +117,21 @@ export async function startHttpServer(
         server.closeAllConnections();
       }),
   };
+}
+
+/** Binds a node:http(s) server; resolves with the bound address and the host as a URL shows it. */
+export async function listenOn(
+  server: Server,
+  host: string,
+  port: number,
+): Promise<{ address: AddressInfo; shownHost: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  return { address, shownHost: address.family === "IPv6" ? `[${address.address}]` : address.address };
 }
