@@ -171,7 +171,10 @@ export function receiveCanaryResults(t: Tick): void {
       continue;
     }
     const issued = issueMonoOf(mm, result.startedMono);
-    if (result.outcome === "empty" || result.outcome === "degenerate") {
+    // A stream that stalled after its first tokens (F3) is a bad answer too: the GPU work seen
+    // meanwhile was those tokens of our own, not someone else's progress.
+    const stalled = result.outcome === "timeout" && result.ttftMs !== undefined;
+    if (result.outcome === "empty" || result.outcome === "degenerate" || stalled) {
       mm.lastError = { status: undefined, error: result.error };
       mm.episode ??= newEpisode(issued);
       mm.episode.badAnswers++;
