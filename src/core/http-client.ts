@@ -43,7 +43,9 @@ export const httpFetch: FetchFn = async (url, init = {}) => {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     const release = () => signal?.removeEventListener("abort", onAbort);
-    req.once("error", (error) => {
+    // `on`, not `once`: a socket error after the answer's head is reported here too (and to the
+    // body), and an error event without a listener would crash the daemon.
+    req.on("error", (error) => {
       release();
       // Like fetch: an abort rejects with the signal's reason, anything else is "fetch failed"
       // with the socket error (ECONNREFUSED, ECONNRESET…) as its cause.

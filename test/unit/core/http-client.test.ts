@@ -128,6 +128,14 @@ describe("httpFetch (node:http behind the FetchFn seam)", () => {
     await waitFor(() => connectionOf(res)?.closed, { what: "the server to see the connection closed" });
   });
 
+  it("an abort after the head with the body never read hangs up quietly", async () => {
+    const controller = new AbortController();
+    await httpFetch(`${base}/stream-unread`, { signal: controller.signal });
+    const res = await heldAnswer("/stream-unread");
+    controller.abort(new Error("deadline"));
+    await waitFor(() => connectionOf(res)?.closed, { what: "the server to see the connection closed" });
+  });
+
   it("an abort while text() reads rejects it with the signal's reason", async () => {
     const controller = new AbortController();
     const response = await httpFetch(`${base}/stream-text`, { signal: controller.signal });
