@@ -69,7 +69,7 @@ describe("install --proxy: the drop-in", () => {
     ).toMatch(/^targets\[0\]\.url: --proxy moves a local Ollama/);
     expect(
       problems(
-        "targets: [{ name: a, url: http://127.0.0.1:11435, proxy: { listen: 127.0.0.1:11434 }, restart: { command: { argv: [\"true\"] } } }]",
+        'targets: [{ name: a, url: http://127.0.0.1:11435, proxy: { listen: 127.0.0.1:11434 }, restart: { command: { argv: ["true"] } } }]',
       ),
     ).toMatch(/^targets\[0\]\.restart: /);
   });
