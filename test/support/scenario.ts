@@ -9,6 +9,7 @@ import { Watchdog } from "../../src/daemon/watchdog.js";
 import {
   type Simulator,
   type SimulatorOptions,
+  type SimulatorTiming,
   startSimulator,
   startSupervisor,
 } from "../../src/simulator/index.js";
@@ -60,6 +61,8 @@ export interface ScenarioOptions {
   ollamaVersion?: string;
   /** Read the simulator's log through its journalctl stand-in, as on a default systemd install. */
   journal?: boolean;
+  /** Ollama's own timings, each over the scaled one (a slow disk's load, a long GPU discovery). */
+  ollamaTiming?: Partial<SimulatorTiming>;
 }
 
 export async function startScenario(options: ScenarioOptions = {}): Promise<Scenario> {
@@ -75,6 +78,7 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
       vramConvergeMs: 25,
       healthPingTimeoutMs: 250,
       discoveryMs: 50,
+      ...options.ollamaTiming,
     },
     ...(options.ollamaVersion ? { ollamaVersion: options.ollamaVersion } : {}),
     ...options.simulator,
