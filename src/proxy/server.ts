@@ -259,6 +259,7 @@ class Exchange {
   private finished = false;
   private gapTimer: NodeJS.Timeout | undefined;
   private clientSlow = false;
+  private corked = false;
   private holdWake: (() => void) | undefined;
 
   constructor(
@@ -437,6 +438,7 @@ class Exchange {
       const count = (this.meter as StreamMeter).feed(chunk);
       if (this.open) this.guard.traffic.chunk(this.open, count, now);
       this.gapTimer?.refresh();
+      this.corkUntilNextTurn();
       if (!this.res.write(chunk)) {
         // A slow client slows Ollama down (TCP back-pressure), and is never taken for a stall.
         this.clientSlow = true;
@@ -464,6 +466,20 @@ class Exchange {
       if (!this.committed && this.replayable(500, NOTHING)) return this.replay(response);
       this.res.destroy();
       this.finish(this.committed ? String(status) : "502");
+    });
+  }
+
+  /**
+   * Chunks that arrive in one turn of the event loop (and the answer's end, when it comes with
+   * them) leave in one write: `res.end()` flushes what is corked, else the next turn does.
+   */
+  private corkUntilNextTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.res.cork();
+    setImmediate(() => {
+      this.corked = false;
+      if (!this.res.writableEnded) this.res.uncork();
     });
   }
 
