@@ -127,12 +127,13 @@ interface Daemon {
 }
 
 /**
- * Preloaded into each daemon (`--import`): at exit it writes the names of the Node built-ins the
- * process loaded, so the report can say whether `run` ever pulled in the global fetch — undici
- * and its WebAssembly parser, ≈ 20 MB (docs/performance.md, "Memory").
+ * Preloaded into each daemon (`--import`): at exit it writes the names of the Node built-ins and
+ * the CommonJS files the process loaded, so the report can say whether `run` ever pulled in undici
+ * — Node's (the global fetch) or the npm package (the stall guard's client) — and its WebAssembly
+ * parser, ≈ 20 MB (docs/performance.md, "Memory").
  */
 function modulesProbe(file: string): string {
-  const code = `import { writeFileSync } from "node:fs"; process.on("exit", () => writeFileSync(${JSON.stringify(file)}, JSON.stringify(process.moduleLoadList)));`;
+  const code = `import { writeFileSync } from "node:fs"; import { createRequire } from "node:module"; const cache = createRequire(import.meta.url).cache; process.on("exit", () => writeFileSync(${JSON.stringify(file)}, JSON.stringify([...process.moduleLoadList, ...Object.keys(cache)])));`;
   return `data:text/javascript,${encodeURIComponent(code)}`;
 }
 

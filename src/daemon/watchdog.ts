@@ -26,7 +26,7 @@ import { IncidentRecorder } from "../incidents/recorder.js";
 import { createNotifier, type Notifier } from "../install/notify.js";
 import { History } from "../page/history.js";
 import { pageRoutes } from "../page/routes.js";
-import { StallGuards } from "../proxy/attach.js";
+import type { StallGuards } from "../proxy/attach.js";
 import { healingView } from "../proxy/view.js";
 import { Acting } from "../remediation/acting.js";
 import { createExecutor } from "../remediation/executor.js";
@@ -228,6 +228,9 @@ export class Watchdog {
 
   private async startStallGuards(): Promise<void> {
     if (!this.config.targets.some((t) => t.proxy)) return;
+    // Loaded only with a stall guard configured: its upstream client (undici, with its WebAssembly
+    // HTTP parser) would cost every other daemon ≈ 20 MB (docs/performance.md, "Memory").
+    const { StallGuards } = await import("../proxy/attach.js");
     this.guards = await StallGuards.start({
       targets: this.config.targets,
       view: (name) => {
