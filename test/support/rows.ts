@@ -422,7 +422,7 @@ export const BENIGN_ROWS: readonly Row[] = [
   {
     row: "B2",
     title: "B2 long generation streaming for many freezeAfter windows",
-    where: "every",
+    where: "newest",
     async run(s) {
       await s.loadModelAndSettle();
       s.simulator.setFault({ name: "long-generation", model: MODEL });
@@ -449,7 +449,7 @@ export const BENIGN_ROWS: readonly Row[] = [
   {
     row: "B4",
     title: "B4 queueing behind a long request with NUM_PARALLEL=1",
-    where: "every",
+    where: "newest",
     options: { simulator: { numParallel: 1 } },
     async run(s) {
       await s.loadModelAndSettle();
