@@ -128,18 +128,32 @@ export class RunnerHandle {
   }): Promise<void> {
     const { wording, clientSignal } = options;
     const deadline = performance.now() + options.timeoutMs;
+    // One abort listener for the whole wait, removed at the end: a slow load polls many times.
+    let wakeOnAbort: () => void = () => undefined;
+    const aborted = new Promise<void>((resolve) => {
+      wakeOnAbort = resolve;
+    });
+    clientSignal.addEventListener("abort", wakeOnAbort, { once: true });
     let delay = 10;
-    while (performance.now() < deadline) {
-      if (clientSignal.aborted) throw new LoadFailedError(`${wording.loadTimedOut}: context canceled`);
-      if (this.exit) throw new LoadFailedError(`${wording.terminated}: ${this.exit.description}`);
-      if (options.cancelled()) throw new Error("load cancelled");
-      if ((await this.call("GET", "/health", undefined, 1000).catch(() => 0)) === 200) return;
-      await Promise.race([
-        new Promise((resolve) => setTimeout(resolve, delay)),
-        this.exited,
-        new Promise((resolve) => clientSignal.addEventListener("abort", resolve, { once: true })),
-      ]);
-      delay = Math.min(delay * 2, 100);
+    try {
+      while (performance.now() < deadline) {
+        if (clientSignal.aborted) throw new LoadFailedError(`${wording.loadTimedOut}: context canceled`);
+        if (this.exit) throw new LoadFailedError(`${wording.terminated}: ${this.exit.description}`);
+        if (options.cancelled()) throw new Error("load cancelled");
+        if ((await this.call("GET", "/health", undefined, 1000).catch(() => 0)) === 200) return;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, delay);
+          }),
+          this.exited,
+          aborted,
+        ]);
+        clearTimeout(timer);
+        delay = Math.min(delay * 2, 100);
+      }
+    } finally {
+      clientSignal.removeEventListener("abort", wakeOnAbort);
     }
     throw new LoadFailedError(`${wording.loadTimedOut} - progress 0.00 - `);
   }

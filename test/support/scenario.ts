@@ -9,6 +9,7 @@ import { Watchdog } from "../../src/daemon/watchdog.js";
 import {
   type Simulator,
   type SimulatorOptions,
+  type SimulatorTiming,
   type Supervisor,
   startSimulator,
   startSupervisor,
@@ -77,6 +78,8 @@ export interface ScenarioOptions {
   journal?: boolean;
   /** "command" by default; "systemd" is the default install (implies the journal read). */
   restartVia?: RestartVia;
+  /** Ollama's own timings, each over the scaled one (a slow disk's load, a long GPU discovery). */
+  ollamaTiming?: Partial<SimulatorTiming>;
 }
 
 export async function startScenario(options: ScenarioOptions = {}): Promise<Scenario> {
@@ -95,6 +98,7 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
       vramConvergeMs: 25,
       healthPingTimeoutMs: 250,
       discoveryMs: 50,
+      ...options.ollamaTiming,
     },
     ...(options.ollamaVersion ? { ollamaVersion: options.ollamaVersion } : {}),
     ...options.simulator,
