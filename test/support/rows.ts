@@ -129,10 +129,28 @@ async function generationSucceeds(s: Scenario): Promise<boolean> {
   }
 }
 
-/** Waits `count` more ticks. Counted in ticks, not wall time: a slow tick is not a missed chance. */
+/** Waits `count` more ticks (for a row whose every tick waits out a deadline, e.g. a hanging /api/ps). */
 async function ticks(s: Scenario, count: number, timeoutMs = count * interval * 6): Promise<number> {
   const from = s.records.length;
   await waitFor(() => s.records.length - from >= count, { timeoutMs, what: `${count} ticks` });
+  return from;
+}
+
+/**
+ * Waits `windowMs` of wall time, and at least two ticks: the detector's own clocks (freezeAfter,
+ * canary.every, loadGrace) are wall time, so a window of N × freezeAfter gives it N chances to act
+ * however long each tick takes on the machine (a tick spawns the nvidia-smi and journalctl stand-ins).
+ */
+async function wallWindow(s: Scenario, windowMs: number): Promise<number> {
+  const from = s.records.length;
+  const startWall = Date.now();
+  await waitFor(
+    () => {
+      const last = s.records.at(-1);
+      return s.records.length - from >= 2 && last !== undefined && last.wall - startWall >= windowMs;
+    },
+    { timeoutMs: windowMs * 4, what: `a ${windowMs} ms window` },
+  );
   return from;
 }
 
@@ -154,7 +172,7 @@ function journalRead(s: Scenario): boolean {
 
 /** A benign row: zero remediation commands over the window. */
 async function noActionOverWindow(s: Scenario): Promise<void> {
-  await ticks(s, BENIGN_WINDOW / interval);
+  await wallWindow(s, BENIGN_WINDOW);
   expect(remediationCommands(s.records), reasons(s)).toEqual([]);
 }
 
@@ -353,7 +371,7 @@ export const FAILURE_ROWS: readonly Row[] = [
       });
       const actionsAtExhaustion = s.actions().length;
       expect(actionsAtExhaustion).toBeLessThanOrEqual(s.config.remediation.ladder.length);
-      const from = await ticks(s, (4 * freezeAfter) / interval);
+      const from = await wallWindow(s, 4 * freezeAfter);
       expect(s.actions().length).toBe(actionsAtExhaustion);
       expect(s.records.slice(from).every((r) => r.verdict.state === "exhausted")).toBe(true);
     },
@@ -366,7 +384,7 @@ export const FAILURE_ROWS: readonly Row[] = [
       async run(s) {
         await s.loadModelAndSettle();
         s.simulator.setFault({ name: fault, model: MODEL });
-        const from = await ticks(s, (4 * freezeAfter) / interval);
+        const from = await wallWindow(s, 4 * freezeAfter);
         expect(remediationCommands(s.records.slice(from))).toEqual([]);
       },
     }),
