@@ -43,6 +43,14 @@ export const CASES: Case[] = [
     code: `${LOCAL_SERVER} await (await fetch(url)).text();`,
   },
   {
+    name: "node:http client (httpFetch)",
+    note: "Ollama API calls and canaries since lean2: one request, its body read as a web stream",
+    code: `${LOCAL_SERVER} import { request, Agent } from "node:http"; import { Readable } from "node:stream";
+const res = await new Promise((resolve, reject) => request(url, { agent: new Agent({ keepAlive: false }) }, resolve).on("error", reject).end());
+const reader = Readable.toWeb(res).pipeThrough(new TextDecoderStream()).getReader();
+while (!(await reader.read()).done);`,
+  },
+  {
     name: "commander",
     note: "the CLI",
     code: `import { Command } from "commander"; new Command("x").option("--a").parse(["node", "x"]);`,

@@ -12,7 +12,17 @@
  *   C. one canary: CPU on the simulated server (server + runner), CPU in the client, latency.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,6 +122,18 @@ interface Daemon {
   url: string;
   ticks(): Promise<number>;
   stop(): Promise<void>;
+  /** After stop(): whether the daemon ever loaded the global fetch (undici); undefined if unknown. */
+  loadedUndici(): boolean | undefined;
+}
+
+/**
+ * Preloaded into each daemon (`--import`): at exit it writes the names of the Node built-ins the
+ * process loaded, so the report can say whether `run` ever pulled in the global fetch — undici
+ * and its WebAssembly parser, ≈ 20 MB (docs/performance.md, "Memory").
+ */
+function modulesProbe(file: string): string {
+  const code = `import { writeFileSync } from "node:fs"; process.on("exit", () => writeFileSync(${JSON.stringify(file)}, JSON.stringify(process.moduleLoadList)));`;
+  return `data:text/javascript,${encodeURIComponent(code)}`;
 }
 
 let profileDir: string | undefined;
@@ -139,9 +161,15 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
   writeFileSync(configPath, JSON.stringify(document, null, 2));
   const log = openSync(join(dir, "daemon.log"), "a");
   const profile = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
-  const child = spawn(process.execPath, [...profile, ...nodeArgs, CLI, "run", "--config", configPath], {
-    stdio: ["ignore", log, log],
-  });
+  const modulesFile = join(dir, "modules.json");
+  const probe = ["--import", modulesProbe(modulesFile)];
+  const child = spawn(
+    process.execPath,
+    [...profile, ...probe, ...nodeArgs, CLI, "run", "--config", configPath],
+    {
+      stdio: ["ignore", log, log],
+    },
+  );
   closeSync(log);
   children.add(child);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -172,6 +200,11 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
       clearTimeout(timer);
       children.delete(child);
     },
+    loadedUndici() {
+      if (!existsSync(modulesFile)) return undefined;
+      const modules = JSON.parse(readFileSync(modulesFile, "utf8")) as string[];
+      return modules.some((name) => name.includes("undici"));
+    },
   };
 }
 
@@ -189,6 +222,8 @@ interface Measurement {
   rssBytes: number;
   /** Processes on the host during the window (the procfs collector reads each of them every tick, per target). */
   hostProcesses: number;
+  /** Whether the daemon loaded the global fetch (undici) at any point; null if the probe wrote nothing. */
+  undiciLoaded: boolean | null;
 }
 
 function countProcesses(): number {
@@ -203,6 +238,7 @@ async function measure(
   window: { warmTicks: number; ms?: number; ticks?: number },
 ): Promise<Measurement> {
   const daemon = await startDaemon(dir, config, intervalMs);
+  let measured: Omit<Measurement, "undiciLoaded">;
   try {
     while ((await daemon.ticks()) < window.warmTicks) await sleep(Math.min(250, intervalMs / 4));
     const t0 = performance.now();
@@ -213,7 +249,7 @@ async function measure(
     const ticks1 = await daemon.ticks();
     const s1: ProcSample = sampleProcess(daemon.pid);
     const elapsedMs = performance.now() - t0;
-    return {
+    measured = {
       config: config.name,
       targets: config.sims.length,
       loaded: config.loaded,
@@ -230,6 +266,7 @@ async function measure(
   } finally {
     await daemon.stop();
   }
+  return { ...measured, undiciLoaded: daemon.loadedUndici() ?? null };
 }
 
 interface CanaryCost {
@@ -409,6 +446,8 @@ async function main(): Promise<void> {
   }
 }
 
+const undiciText = (m: Measurement) => (m.undiciLoaded === null ? "?" : m.undiciLoaded ? "yes" : "no");
+
 interface Meta {
   date: string;
   node: string;
@@ -434,8 +473,10 @@ function report(
     ? {
         cpuPercentAt10: percent(ten),
         peakRssMbAt10: ten.peakRssBytes / MB,
-        cpuUnder1Percent: percent(ten) < 1,
-        rssUnder80Mb: ten.peakRssBytes / MB < 80,
+        settledRssMbAt10: ten.rssBytes / MB,
+        cpuAtMost075Percent: percent(ten) <= 0.75,
+        peakAtMost70Mb: ten.peakRssBytes / MB <= 70,
+        settledAtMost60Mb: ten.rssBytes / MB <= 60,
       }
     : undefined;
   const json = `${JSON.stringify({ meta, phaseA, phaseB, fit, canary, targets }, null, 2)}\n`;
@@ -469,6 +510,7 @@ function report(
           "peak RSS (VmHWM)",
           "RSS at end",
           "host processes",
+          "undici loaded",
         ],
         phaseA.map((m) => [
           m.config,
@@ -479,8 +521,9 @@ function report(
           `${fixed(m.peakRssBytes / MB, 1)} MB`,
           `${fixed(m.rssBytes / MB, 1)} MB`,
           String(m.hostProcesses),
+          undiciText(m),
         ]),
-        ["l", "r", "r", "r", "r", "r", "r", "r"],
+        ["l", "r", "r", "r", "r", "r", "r", "r", "l"],
       ),
     );
   }
@@ -564,8 +607,9 @@ function report(
     lines.push("## Issue 7 targets");
     lines.push("");
     lines.push(
-      `- 10 targets at 15 s: CPU ${fixed(targets.cpuPercentAt10, 3)} % of one core (target < 1 %: ${targets.cpuUnder1Percent ? "met" : "NOT met"}), ` +
-        `peak RSS ${fixed(targets.peakRssMbAt10, 1)} MB (target < 80 MB: ${targets.rssUnder80Mb ? "met" : "NOT met"}).`,
+      `- 10 targets at 15 s: CPU ${fixed(targets.cpuPercentAt10, 3)} % of one core (goal ≤ 0.75 %: ${targets.cpuAtMost075Percent ? "met" : "NOT met"}), ` +
+        `peak RSS ${fixed(targets.peakRssMbAt10, 1)} MB (goal ≤ 70 MB: ${targets.peakAtMost70Mb ? "met" : "NOT met"}), ` +
+        `RSS at end ${fixed(targets.settledRssMbAt10, 1)} MB (goal ≤ 60 MB: ${targets.settledAtMost60Mb ? "met" : "NOT met"}).`,
     );
     if (fit)
       lines.push(

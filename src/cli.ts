@@ -67,6 +67,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .option("--dry-run", "print every file and command, change nothing")
     .option("--root <dir>", "write files under this staging root and run no systemctl")
+    .option("--proxy", "put the stall guard on Ollama's address and move Ollama behind it (docs/proxy.md)")
     .action((opts) => exitWith(async () => (await import("./cli/install.js")).installCommand(opts)));
 
   program

@@ -5,6 +5,7 @@ export async function installCommand(opts: {
   config?: string;
   dryRun?: boolean;
   root?: string;
+  proxy?: boolean;
 }): Promise<number> {
   return runInstall(opts);
 }

@@ -5,12 +5,14 @@ import { Watchdog } from "../daemon/watchdog.js";
 
 /** `run`: the daemon, until SIGTERM/SIGINT (then a graceful stop and exit 0). */
 export async function runCommand(opts: { config?: string; "web.config.file"?: string }): Promise<number> {
-  // No optimizing compiler (TurboFan) for the daemon: a tick is I/O, JSON.parse and regexes (native
-  // code either way) every 15 s, while TurboFan's code pages and optimized code cost ≈ 5 MB of
-  // RSS (docs/performance.md, "Memory"). Set before any function is hot enough to be optimized.
-  // Not with a stall guard: proxying every client's stream is a hot path that needs TurboFan.
+  // The daemon trades speed it does not need for memory (docs/performance.md, "Memory"): a tick is
+  // I/O, JSON.parse and regexes (native code either way) every 15 s. No optimizing compiler
+  // (TurboFan: its code pages and optimized code, ≈ 5 MB of RSS; set before any function is hot
+  // enough to be optimized), and V8's heap sized for memory, not throughput (a young generation
+  // that stays small and a heap grown less eagerly: ≈ 10 MB). Not with a stall guard: proxying
+  // every client's stream is a hot path that needs both.
   const loaded = loadConfig(opts.config);
-  if (!loaded.targets.some((t) => t.proxy)) setFlagsFromString("--no-opt");
+  if (!loaded.targets.some((t) => t.proxy)) setFlagsFromString("--no-opt --optimize-for-size");
   const webConfig = opts["web.config.file"];
   const config = webConfig ? { ...loaded, webConfig } : loaded;
   const log = createLogger();

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { describeFetchError, type FetchFn } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import type { CanaryProbe, CanaryResult } from "../core/types.js";
 import { endpoint } from "./collector.js";
 import { ollamaErrorText } from "./ps.js";
@@ -170,7 +171,7 @@ export async function runCanary(request: CanaryRequest): Promise<CanaryResult> {
   const path = request.probe === "embed" ? "/api/embed" : "/api/generate";
 
   try {
-    const response = await (request.fetch ?? fetch)(endpoint(request.url, path), {
+    const response = await (request.fetch ?? httpFetch)(endpoint(request.url, path), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(canaryRequestBody(request)),

@@ -1,6 +1,8 @@
+import { httpFetch } from "./http-client.js";
+
 /**
- * HTTP as a seam: the subset of fetch the daemon uses (the global fetch by default, a fake in unit
- * tests). Narrow on purpose: another client can stand behind it (docs/performance.md, "Memory").
+ * HTTP as a seam: the subset of fetch the daemon uses. The default is `httpFetch` (node:http; see
+ * http-client.ts for why not the global fetch); the global fetch and unit tests' fakes fit too.
  */
 export interface FetchInit {
   method?: string;
@@ -73,7 +75,7 @@ export async function fetchJson<T>(
   url: string,
   options: { timeoutMs: number; fetch?: FetchFn; method?: string; body?: unknown; maxBytes?: number },
 ): Promise<JsonResult<T>> {
-  const doFetch = options.fetch ?? fetch;
+  const doFetch = options.fetch ?? httpFetch;
   const started = performance.now();
   const signal = AbortSignal.timeout(options.timeoutMs);
   try {

@@ -139,6 +139,12 @@ export interface ModelTraffic {
   chunks: number;
   /** The request that has waited longest without a first chunk: since when. */
   oldestWaitingMono?: number;
+  /** Generating requests finished since the proxy started (counters, for the live page). */
+  requests: number;
+  /** Of those, the ones answered with an error status (4xx/5xx; a client that left is not one). */
+  failed: number;
+  /** Time to the first chunk of the latest streamed request that got one. */
+  lastTtftMs?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Config, TargetConfig } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { SpawnFn } from "../core/exec.js";
 import type { FetchFn } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import { createLogger, type Logger } from "../core/log.js";
 import type {
   CanaryResult,
@@ -298,7 +299,7 @@ export class Watchdog {
       target,
       config: this.config,
       clock: this.clock,
-      fetch: this.options.fetch ?? fetch,
+      fetch: this.options.fetch ?? httpFetch,
       ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
       ...(this.options.journalctl ? { journalctl: this.options.journalctl } : {}),
       procRoot: this.config.procRoot,
@@ -457,7 +458,7 @@ export class Watchdog {
         probe: command.probe,
         prompt: this.config.detection.canary.prompt,
         timeoutMs: command.timeoutMs ?? this.config.detection.canary.timeout,
-        fetch: this.options.fetch ?? fetch,
+        fetch: this.options.fetch ?? httpFetch,
         clock: this.clock,
         signal: abort.signal,
       }).then((result) => {

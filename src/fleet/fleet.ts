@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { type FetchFn, fetchJson } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import type { IncidentSummary, WatchdogState } from "../core/types.js";
 import { inRotation } from "../remediation/drain.js";
 
@@ -76,7 +77,7 @@ export async function fetchFleet(
   const rows = await Promise.all(
     peers.map(async (peer): Promise<FleetRow[]> => {
       const base = peer.url.replace(/\/$/, "");
-      const doFetch = options.fetch ?? fetch;
+      const doFetch = options.fetch ?? httpFetch;
       const authorization = peer.authorization;
       const peerFetch: FetchFn = authorization
         ? (url, init) => doFetch(url, { ...init, headers: { ...(init?.headers ?? {}), authorization } })

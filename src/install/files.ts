@@ -84,6 +84,15 @@ export function renderDefaultConfig(config: Config): string {
               },
             },
       processes: { server: t.processes.server, runner: t.processes.runner },
+      ...(t.proxy
+        ? {
+            proxy: {
+              listen: t.proxy.listen,
+              holdFor: ms(t.proxy.holdFor),
+              maxTokenGap: t.proxy.maxTokenGap === null ? null : ms(t.proxy.maxTokenGap),
+            },
+          }
+        : {}),
     })),
     detection: {
       apiTimeout: ms(config.detection.apiTimeout),

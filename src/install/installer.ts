@@ -2,8 +2,8 @@ import { existsSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import type { FetchFn } from "../core/http.js";
-import { applyPlan, observe, verifyService } from "./apply.js";
+import { type FetchFn, fetchJson } from "../core/http.js";
+import { applyPlan, observe, type VerifyCheck, verifyService } from "./apply.js";
 import { defaultLayout, hostPath, type InstallLayout, isUnderHome } from "./layout.js";
 import {
   buildInstallSpec,
@@ -15,6 +15,7 @@ import {
   planInstall,
   planUninstall,
 } from "./plan.js";
+import { type ProxyDropIn, proxyDropIns, withDefaultProxy } from "./proxy.js";
 import { defaultExec, type Exec, listenUrl } from "./system.js";
 
 /**
@@ -33,6 +34,8 @@ export interface InstallerOptions {
   /** Whether we run as root (live install needs it). */
   isRoot?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Put the stall guard on Ollama's address and move Ollama behind it (proxy.ts). */
+  proxy?: boolean;
 }
 
 /** The node binary and the CLI file this very process runs: what ExecStart must run. */
@@ -116,10 +119,37 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
     print("✗ install changes the system: run it as root (sudo), or see it first with --dry-run");
     return 1;
   }
-  const config = loadInstallConfig(options);
-  const spec = buildInstallSpec({ config, layout, configGiven: options.config !== undefined });
+  const previous = (
+    await observe({
+      paths: [],
+      live: false,
+      user: layout.user,
+      unitName: layout.unitName,
+      manifestPath: layout.manifestPath,
+      exec,
+      ...(options.root ? { root: options.root } : {}),
+    })
+  ).manifest;
+  const configFileExists =
+    options.config !== undefined || existsSync(hostPath(options.root, layout.configPath));
+  const loaded = loadInstallConfig(options);
+  // Once moved, Ollama stays behind the guard on a later install while the config keeps a proxy.
+  const proxy =
+    options.proxy === true || (previous?.movedUnits?.length ? loaded.targets.some((t) => t.proxy) : false);
+  const config = proxy && !configFileExists ? withDefaultProxy(loaded) : loaded;
+  const { dropIns, problems: proxyProblems } = proxy ? proxyDropIns(config) : { dropIns: [], problems: [] };
+  if (proxyProblems.length) {
+    for (const problem of proxyProblems) print(`✗ ${options.config ?? layout.configPath}: ${problem}`);
+    return 2;
+  }
+  const spec = buildInstallSpec({
+    config,
+    layout,
+    configGiven: options.config !== undefined,
+    proxyDropIns: dropIns,
+  });
   const observed = await observe({
-    paths: pathsToObserve(spec),
+    paths: [...pathsToObserve(spec), ...(previous?.files ?? [])],
     live,
     user: layout.user,
     unitName: layout.unitName,
@@ -134,6 +164,9 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
   if (options.dryRun) {
     printPlan(plan, print, options.root, "dry run: install would");
     if (live) print(`then verify: ${layout.unitName} active, ${healthUrl} answers, a first tick ran`);
+    for (const d of dropIns) {
+      print(`then verify: the stall guard answers on ${d.listen}, ${d.unit} behind it on ${d.ollamaHost}`);
+    }
     return 0;
   }
 
@@ -148,6 +181,7 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
   if (!live) {
     print(`staged under ${options.root}; on the target system run: systemd-sysusers, then`);
     print(`  systemctl daemon-reload && systemctl enable --now ${layout.unitName}`);
+    for (const unit of spec.movedUnits) print(`  (before that: systemctl restart ${unit}, which moves it)`);
     return 0;
   }
   const verdict = await verifyService({
@@ -157,6 +191,13 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
     exec,
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
+  if (verdict.ok) {
+    const deadline = performance.now() + verifyTimeoutMs;
+    for (const dropIn of dropIns) {
+      verdict.checks.push(await verifyGuard(dropIn, deadline, options.fetch));
+    }
+    verdict.ok = verdict.checks.every((c) => c.ok);
+  }
   for (const check of verdict.checks) print(`${check.ok ? "✓" : "✗"} ${check.name}: ${check.detail}`);
   if (!verdict.ok) {
     print(`✗ ${layout.unitName} is not running as it should. Its journal:`);
@@ -214,6 +255,28 @@ export async function runUninstall(options: InstallerOptions): Promise<number> {
   }
   print("uninstalled: everything install created is gone");
   return 0;
+}
+
+/** Ollama answers through the stall guard on its old address (/api/version, polled to the deadline). */
+async function verifyGuard(dropIn: ProxyDropIn, deadline: number, fetch?: FetchFn): Promise<VerifyCheck> {
+  const url = `${listenUrl(dropIn.listen)}/api/version`;
+  for (;;) {
+    const answer = await fetchJson<{ version?: string }>(url, {
+      timeoutMs: 3000,
+      ...(fetch ? { fetch } : {}),
+    });
+    const ok = answer.ok && typeof answer.body?.version === "string";
+    if (ok || performance.now() > deadline) {
+      return {
+        name: "Ollama answers through the stall guard",
+        ok,
+        detail: ok
+          ? `${url} → Ollama ${answer.body?.version} (${dropIn.unit} now on ${dropIn.ollamaHost})`
+          : `${url}: ${answer.error ?? `status ${answer.status}`}`,
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 function stepView(root: string | undefined): { withContent: boolean; root?: string } {

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import type { Config } from "../config/schema.js";
 import { VERSION } from "../core/version.js";
 import { renderDefaultConfig, renderPolkitRule, renderSysusers } from "./files.js";
 import type { InstallLayout } from "./layout.js";
+import { DROP_IN_NAME, type ProxyDropIn } from "./proxy.js";
 import { renderUnit, restartUnitsOf, unitInputsFor } from "./unit.js";
 
 /**
@@ -38,6 +39,8 @@ export interface InstallSpec {
   /** In write order. */
   files: DesiredFile[];
   stateDirSpec: DesiredDir;
+  /** install --proxy: the Ollama units moved behind the stall guard by a drop-in (proxy.ts). */
+  movedUnits: string[];
 }
 
 /** Records what install created (DesiredFile paths are absolute paths on the target system). */
@@ -56,8 +59,10 @@ export interface Manifest {
   createdDirs: string[];
   stateDir: string;
   stateDirCreated: boolean;
-  /** Files install owns outright (unit, polkit rule, sysusers declaration). */
+  /** Files install owns outright (unit, polkit rule, sysusers declaration, proxy drop-ins). */
   files: string[];
+  /** install --proxy: Ollama units moved by a drop-in; uninstall restarts them on their own address. */
+  movedUnits?: string[];
 }
 
 export interface ObservedPath {
@@ -101,6 +106,7 @@ export function buildInstallSpec(options: {
   config: Config;
   layout: InstallLayout;
   configGiven: boolean;
+  proxyDropIns?: ProxyDropIn[];
 }): InstallSpec {
   const { config, layout } = options;
   const user = layout.user;
@@ -136,6 +142,15 @@ export function buildInstallSpec(options: {
       purpose: "the polkit rule: restart of the Ollama unit, nothing else",
     },
   );
+  const dropIns = options.proxyDropIns ?? [];
+  for (const dropIn of dropIns) {
+    files.push({
+      path: dropIn.path,
+      content: dropIn.content,
+      mode: 0o644,
+      purpose: `moves ${dropIn.unit} to ${dropIn.ollamaHost}: the stall guard takes ${dropIn.listen}`,
+    });
+  }
   return {
     layout,
     stateDir: config.stateDir,
@@ -147,6 +162,7 @@ export function buildInstallSpec(options: {
       owner: user,
       purpose: "the state dir (ledger, incidents)",
     },
+    movedUnits: dropIns.map((d) => d.unit),
   };
 }
 
@@ -166,11 +182,13 @@ export function nextManifest(spec: InstallSpec, observed: Observed): Manifest {
     userCreated: previous?.userCreated ?? observed.user === undefined,
     configPath: spec.layout.configPath,
     configCreated,
-    createdDirs: previous?.createdDirs ?? missingAncestors(spec, observed),
+    // A later install may create more (install --proxy: the drop-in's directory).
+    createdDirs: deepestFirst([...(previous?.createdDirs ?? []), ...missingAncestors(spec, observed)]),
     stateDir: spec.stateDir,
     stateDirCreated: previous?.stateDirCreated ?? !seen(spec.stateDir),
     files: spec.files.filter((f) => !f.keepExisting).map((f) => f.path),
   };
+  if (spec.movedUnits.length) manifest.movedUnits = spec.movedUnits;
   if (configCreated && config) {
     manifest.configSha256 = previous?.configSha256 ?? sha256(config.content);
   }
@@ -186,7 +204,11 @@ export function missingAncestors(spec: InstallSpec, observed: Observed): string[
       missing.add(dir);
     }
   }
-  return [...missing].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
+  return deepestFirst([...missing]);
+}
+
+function deepestFirst(dirs: string[]): string[] {
+  return [...new Set(dirs)].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
 }
 
 function ownedPaths(spec: InstallSpec): string[] {
@@ -208,6 +230,17 @@ export function planInstall(spec: InstallSpec, observed: Observed, options: { li
   const unitName = layout.unitName;
   let unitChanged = false;
   let restartNeeded = false;
+  const dropInPaths = new Set(
+    spec.files.filter((f) => f.path.endsWith(`.d/${DROP_IN_NAME}`)).map((f) => f.path),
+  );
+  let ollamaMoved = false;
+  // Moved by an earlier install --proxy, not by this one: Ollama goes back to its own address.
+  const movedBack = (observed.manifest?.files ?? []).filter(
+    (path) => path.endsWith(`.d/${DROP_IN_NAME}`) && !dropInPaths.has(path) && observed.paths[path]?.exists,
+  );
+  for (const path of movedBack) {
+    steps.push({ kind: "remove-file", path, why: "the stall guard no longer takes Ollama's address" });
+  }
 
   for (const file of spec.files) {
     const current = observed.paths[file.path];
@@ -220,6 +253,7 @@ export function planInstall(spec: InstallSpec, observed: Observed, options: { li
       steps.push(writeStep(file, current?.exists ? "update" : "create"));
       if (file.path === layout.unitPath) unitChanged = true;
       if (file.path === layout.unitPath || file.path === layout.configPath) restartNeeded = true;
+      if (dropInPaths.has(file.path)) ollamaMoved = true;
     } else if (modeOf(current.mode) !== file.mode) {
       steps.push({ kind: "set-access", path: file.path, mode: file.mode, why: `${file.purpose}: mode` });
     }
@@ -256,8 +290,20 @@ export function planInstall(spec: InstallSpec, observed: Observed, options: { li
 
   if (options.live) {
     const unit = observed.unit;
-    if (unitChanged || !unit?.loaded) {
+    if (unitChanged || ollamaMoved || movedBack.length || !unit?.loaded) {
       steps.push({ kind: "run", argv: ["systemctl", "daemon-reload"], why: "load the new unit" });
+    }
+    if (ollamaMoved || movedBack.length) {
+      // Before the watchdog (re)starts: Ollama must have left the address its stall guard takes.
+      const units = new Set([...spec.movedUnits, ...movedBack.map(unitOfDropIn)]);
+      for (const moved of units) {
+        steps.push({
+          kind: "run",
+          argv: ["systemctl", "try-restart", moved],
+          why: `restart ${moved} on its ${spec.movedUnits.includes(moved) ? "new" : "own"} address (if it runs)`,
+        });
+      }
+      restartNeeded = true;
     }
     if (!unit?.enabled) {
       steps.push({ kind: "run", argv: ["systemctl", "enable", unitName], why: "start it at boot" });
@@ -269,6 +315,11 @@ export function planInstall(spec: InstallSpec, observed: Observed, options: { li
     }
   }
   return { steps, notes };
+}
+
+/** "/etc/systemd/system/ollama.service.d/zz-….conf" → "ollama.service". */
+function unitOfDropIn(path: string): string {
+  return basename(dirname(path)).replace(/\.d$/, "");
 }
 
 function writeStep(file: DesiredFile, what: "create" | "update"): Step {
@@ -315,8 +366,18 @@ export function planUninstall(
   for (const file of manifest.files) {
     if (exists(file)) steps.push({ kind: "remove-file", path: file, why: "created by install" });
   }
-  if (options.live && observed.unit?.loaded) {
+  const movedBack = (manifest.movedUnits ?? []).filter((unit) =>
+    manifest.files.some((file) => file.endsWith(`/${unit}.d/${DROP_IN_NAME}`) && exists(file)),
+  );
+  if (options.live && (observed.unit?.loaded || movedBack.length)) {
     steps.push({ kind: "run", argv: ["systemctl", "daemon-reload"], why: "forget the unit" });
+  }
+  for (const unit of options.live ? movedBack : []) {
+    steps.push({
+      kind: "run",
+      argv: ["systemctl", "try-restart", unit],
+      why: `restart ${unit} on its own address again (if it runs)`,
+    });
   }
   if (manifest.configCreated && exists(manifest.configPath)) {
     const current = observed.paths[manifest.configPath]?.content;

@@ -19,6 +19,10 @@ const MAX_LINE_BYTES = 64 * 1024;
 /** A non-streamed JSON answer is read for its counters only up to this size. */
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
+// Searched in every line: as Buffers once, not a string converted per search.
+const DONE_TRUE = Buffer.from('"done":true');
+const USAGE = Buffer.from('"usage":{');
+const SSE_DONE = Buffer.from("[DONE]");
 
 export class StreamMeter {
   /** Complete chunks seen (NDJSON lines, SSE data events other than `[DONE]`). */
@@ -69,15 +73,24 @@ export class StreamMeter {
     if (this.format === "ndjson") {
       if (line.length === 0) return;
       this.chunks++;
-      if (line.includes('"done":true')) this.read(line);
+      if (line.includes(DONE_TRUE)) this.read(line);
       return;
     }
     // SSE: `data: {...}`; events, comments and blank separators are not chunks.
-    if (line.length < 6 || line.toString("latin1", 0, 5) !== "data:") return;
+    // "data:" by its bytes: no string per line.
+    if (
+      line.length < 6 ||
+      line[0] !== 0x64 ||
+      line[1] !== 0x61 ||
+      line[2] !== 0x74 ||
+      line[3] !== 0x61 ||
+      line[4] !== 0x3a
+    )
+      return;
     const payload = line.subarray(line[5] === 0x20 ? 6 : 5);
-    if (payload.length === 6 && payload.toString("latin1") === "[DONE]") return;
+    if (payload.equals(SSE_DONE)) return;
     this.chunks++;
-    if (payload.includes('"usage":{')) this.read(payload);
+    if (payload.includes(USAGE)) this.read(payload);
   }
 
   private read(json: Buffer): void {

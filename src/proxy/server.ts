@@ -569,7 +569,7 @@ class Exchange {
     // A whole answer (not streamed) is a token too: the model is loaded and answering.
     if (code === "200" && this.format === "other" && this.endpoint.generates)
       this.guard.traffic.chunk(open, 1, now);
-    this.guard.traffic.end(open);
+    this.guard.traffic.end(open, code);
     const ttft =
       this.endpoint.generates && this.format !== "other" && open.firstChunkMono !== undefined
         ? (open.firstChunkMono - this.started) / 1000

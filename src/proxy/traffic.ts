@@ -54,9 +54,17 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 
 const MAX_MODELS = 256;
 
+interface ModelHistory {
+  lastChunkMono?: number;
+  chunks: number;
+  requests: number;
+  failed: number;
+  lastTtftMs?: number;
+}
+
 export class Traffic {
   private readonly open = new Set<OpenRequest>();
-  private readonly history = new Map<string, { lastChunkMono?: number; chunks: number }>();
+  private readonly history = new Map<string, ModelHistory>();
   private nextId = 1;
 
   begin(model: string, endpoint: string, generates: boolean, startedMono: number): OpenRequest {
@@ -71,19 +79,31 @@ export class Traffic {
     request.firstChunkMono ??= mono;
     request.lastChunkMono = mono;
     if (!request.generates) return;
-    let seen = this.history.get(request.model);
-    if (!seen) {
-      // Only models Ollama streamed tokens for get here, but keep it bounded all the same.
-      if (this.history.size >= MAX_MODELS) this.history.delete(this.history.keys().next().value as string);
-      seen = { chunks: 0 };
-      this.history.set(request.model, seen);
-    }
+    const seen = this.historyOf(request.model);
     seen.chunks += count;
     seen.lastChunkMono = mono;
   }
 
-  end(request: OpenRequest): void {
+  /** `code`: the status the client got ("499": it left); a generating request is counted. */
+  end(request: OpenRequest, code?: string): void {
     this.open.delete(request);
+    if (!request.generates || code === undefined || request.forwardedMono === undefined) return;
+    const seen = this.historyOf(request.model);
+    seen.requests++;
+    if (code !== "499" && Number(code) >= 400) seen.failed++;
+    if (request.firstChunkMono !== undefined)
+      seen.lastTtftMs = request.firstChunkMono - request.forwardedMono;
+  }
+
+  private historyOf(model: string): ModelHistory {
+    let seen = this.history.get(model);
+    if (!seen) {
+      // Only models Ollama was asked to generate with get here, but keep it bounded all the same.
+      if (this.history.size >= MAX_MODELS) this.history.delete(this.history.keys().next().value as string);
+      seen = { chunks: 0, requests: 0, failed: 0 };
+      this.history.set(model, seen);
+    }
+    return seen;
   }
 
   get size(): number {
@@ -98,15 +118,17 @@ export class Traffic {
   byModel(): ModelTraffic[] {
     const models = new Map<string, ModelTraffic>();
     for (const [model, seen] of this.history) {
-      const entry: ModelTraffic = { model, inFlight: 0, waiting: 0, chunks: seen.chunks };
+      const { chunks, requests, failed } = seen;
+      const entry: ModelTraffic = { model, inFlight: 0, waiting: 0, chunks, requests, failed };
       if (seen.lastChunkMono !== undefined) entry.lastChunkMono = seen.lastChunkMono;
+      if (seen.lastTtftMs !== undefined) entry.lastTtftMs = seen.lastTtftMs;
       models.set(model, entry);
     }
     for (const request of this.open) {
       if (!request.generates || request.forwardedMono === undefined) continue;
       let entry = models.get(request.model);
       if (!entry) {
-        entry = { model: request.model, inFlight: 0, waiting: 0, chunks: 0 };
+        entry = { model: request.model, inFlight: 0, waiting: 0, chunks: 0, requests: 0, failed: 0 };
         models.set(request.model, entry);
       }
       entry.inFlight++;

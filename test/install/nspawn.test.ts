@@ -35,13 +35,22 @@ remediation:
   verifyWithin: 15s
 gpu: { backend: none }
 `;
+/** The stall guard's case: Ollama moves to 11435 (install --proxy), the guard takes 11434. */
+const PROXY_CONFIG_PATH = "/etc/owd-test/proxy.yaml";
+const PROXY_CONFIG = CONFIG.replace("url: http://127.0.0.1:11434", "url: http://127.0.0.1:11435").replace(
+  "restart: { systemd: { unit: ollama.service } }",
+  "restart: { systemd: { unit: ollama.service } }\n    proxy: { listen: 127.0.0.1:11434, holdFor: 10s }",
+);
+// Like Ollama (envconfig.Host), the stand-in listens where OLLAMA_HOST says; `$$` is a literal `$`
+// for systemd, so the shell takes the port from the environment the drop-in sets.
 const OLLAMA_UNIT = `[Unit]
 Description=Ollama (the simulator standing in for it)
 
 [Service]
 User=ollama
 Group=ollama
-ExecStart=/usr/bin/node ${CHECKOUT_IN_MACHINE}/dist/cli.js simulate --port 11434 --state-dir /var/lib/ollama-sim
+Environment=OLLAMA_HOST=127.0.0.1:11434
+ExecStart=/bin/sh -c 'exec /usr/bin/node ${CHECKOUT_IN_MACHINE}/dist/cli.js simulate --port "$\${OLLAMA_HOST##*:}" --state-dir /var/lib/ollama-sim'
 StateDirectory=ollama-sim
 Restart=always
 RestartSec=1
@@ -147,6 +156,7 @@ describe("installed in a real systemd (nspawn)", () => {
       throw new Error(`${(error as Error).message}\n${journal.stdout}`);
     });
     await machine.writeFile(CONFIG_PATH, CONFIG);
+    await machine.writeFile(PROXY_CONFIG_PATH, PROXY_CONFIG);
     filesBefore = await snapshotFiles();
   }, 120_000);
 
@@ -346,4 +356,114 @@ describe("installed in a real systemd (nspawn)", () => {
     expect(await snapshotFiles()).toEqual(filesBefore);
     expect(await show("ollama.service", "ActiveState")).toBe("active");
   });
+
+  it("install --proxy moves Ollama to 11435 and puts the stall guard on 11434; clients stream through it", async () => {
+    const install = await cli(["install", "--proxy", "--config", PROXY_CONFIG_PATH]);
+    expect(install.stdout, install.stderr).toContain("installed and verified");
+    expect(install.stdout).toContain("✓ Ollama answers through the stall guard");
+    expect(install.exitCode).toBe(0);
+    expect(await show("ollama.service", "Environment")).toContain("OLLAMA_HOST=127.0.0.1:11435");
+    expect((await curl(["http://127.0.0.1:11435/api/version"])).exitCode).toBe(0);
+
+    const model = await loadedModel();
+    const streamed = await curl([
+      "-N",
+      "http://127.0.0.1:11434/api/generate",
+      "-d",
+      JSON.stringify({ model, prompt: "hi", stream: true }),
+    ]);
+    const lines = streamed.stdout.trim().split("\n");
+    expect(lines.length, streamed.stdout).toBeGreaterThan(2);
+    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ done: true });
+    const metrics = (await curl(["http://127.0.0.1:11464/metrics"])).stdout;
+    expect(metrics).toMatch(
+      /ollama_requests_total\{[^}]*endpoint="\/api\/generate"[^}]*code="200"[^}]*\} [1-9]/,
+    );
+  });
+
+  it("kill -9 of the watchdog under traffic: the stream in flight breaks, :11434 refuses until systemd restarted it", async () => {
+    const model = (await targetStatus())?.lastCanary?.model as string;
+    const pid = await show("ollama-watchdog.service", "MainPID");
+    const restarts = Number(await show("ollama-watchdog.service", "NRestarts"));
+    const ollama = await show("ollama.service", "InvocationID");
+    // In the machine, so no nsenter round trip blurs the timing: one stream through the guard;
+    // at its first chunk, SIGKILL of the watchdog; then a request every 50 ms until one is answered.
+    const run = await machine.exec(
+      ["/usr/bin/node", "-e", KILL_UNDER_TRAFFIC, pid, JSON.stringify({ model, prompt: "hi", stream: true })],
+      { timeoutMs: 90_000 },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as KillReport;
+    expect(report.stream.chunks).toBeGreaterThanOrEqual(1);
+    expect(report.stream.complete, "the stream in flight breaks with the process").toBe(false);
+    // Refused while nothing listens; reset: a connection the dying process's socket had queued.
+    expect(report.refused).toBeGreaterThan(0);
+    expect(report.reset).toBeLessThanOrEqual(1);
+    expect(report.otherErrors, "nothing but refused connections meanwhile").toEqual([]);
+    // Restart=on-failure, RestartSec=5s, plus the start of node and the first tick.
+    expect(report.unavailableMs).toBeGreaterThan(4000);
+    expect(report.unavailableMs).toBeLessThan(20_000);
+    expect(Number(await show("ollama-watchdog.service", "NRestarts"))).toBe(restarts + 1);
+    expect(await show("ollama.service", "InvocationID"), "Ollama itself untouched").toBe(ollama);
+    console.log(
+      `kill -9 under traffic: ${report.stream.chunks} chunk(s) then the stream broke (${report.stream.error}); ` +
+        `:11434 refused ${report.refused} connection(s) (${report.reset} reset) for ${Math.round(report.unavailableMs)} ms`,
+    );
+  });
+
+  it("uninstall restores Ollama on :11434, directly", async () => {
+    const uninstall = await cli(["uninstall"]);
+    expect(uninstall.stdout, uninstall.stderr).toContain("uninstalled");
+    expect(uninstall.exitCode).toBe(0);
+    expect(await show("ollama.service", "Environment")).not.toContain("11435");
+    await waitFor(async () => (await curl(["http://127.0.0.1:11434/api/version"])).exitCode === 0, {
+      timeoutMs: 30_000,
+      what: "Ollama itself on :11434 again",
+    });
+    expect((await curl(["http://127.0.0.1:11435/api/version"])).exitCode).not.toBe(0);
+    expect(await show("ollama-watchdog.service", "LoadState")).toBe("not-found");
+    expect(await snapshotFiles()).toEqual(filesBefore);
+  });
 });
+
+interface KillReport {
+  stream: { chunks: number; complete: boolean; error: string };
+  refused: number;
+  reset: number;
+  otherErrors: string[];
+  unavailableMs: number;
+}
+
+/** argv: the watchdog's PID, the request body. Prints a KillReport. */
+const KILL_UNDER_TRAFFIC = `
+const http = require("node:http");
+const [pid, body] = process.argv.slice(1);
+const report = { stream: { chunks: 0, complete: false, error: "" }, refused: 0, reset: 0, otherErrors: [], unavailableMs: 0 };
+let killedAt;
+const finish = () => { process.stdout.write(JSON.stringify(report)); process.exit(0); };
+setTimeout(() => { report.otherErrors.push("gave up after 60 s"); finish(); }, 60000).unref();
+function probe() {
+  const req = http.get({ host: "127.0.0.1", port: 11434, path: "/api/version", agent: false, timeout: 2000 }, (res) => {
+    res.resume();
+    if (res.statusCode === 200) { report.unavailableMs = performance.now() - killedAt; finish(); }
+    else { report.otherErrors.push("status " + res.statusCode); setTimeout(probe, 50); }
+  });
+  req.on("timeout", () => req.destroy(new Error("timeout")));
+  req.on("error", (e) => {
+    if (e.code === "ECONNREFUSED") report.refused++;
+    else if (e.code === "ECONNRESET") report.reset++;
+    else report.otherErrors.push(e.code || e.message);
+    setTimeout(probe, 50);
+  });
+}
+const stream = http.request({ host: "127.0.0.1", port: 11434, path: "/api/generate", method: "POST" }, (res) => {
+  res.on("data", () => {
+    report.stream.chunks++;
+    if (killedAt === undefined) { killedAt = performance.now(); process.kill(Number(pid), "SIGKILL"); probe(); }
+  });
+  res.on("error", (e) => { report.stream.error = e.code || e.message; });
+  res.on("close", () => { report.stream.complete = res.complete; });
+});
+stream.on("error", (e) => { report.stream.error = report.stream.error || e.code || e.message; });
+stream.end(body);
+`;

@@ -208,6 +208,7 @@ export const PAGE_JS = String.raw`"use strict";
     card.lastIncident = fact(facts, "Last incident");
     card.lastIncident.parentNode.className = "wide";
     root.appendChild(facts);
+    createTrafficPanel(card, root);
     card.root = root;
     document.getElementById("targets").appendChild(root);
 
@@ -247,6 +248,75 @@ export const PAGE_JS = String.raw`"use strict";
     return card;
   }
 
+  // Clients' own requests through the stall guard (docs/proxy.md), per model; hidden without one.
+  var TRAFFIC_COLUMNS = [
+    ["Model", ""], ["In flight", "generating requests forwarded to Ollama and not finished"],
+    ["Waiting", "of those, still waiting for their first token"], ["Tokens/s", "streamed since the previous tick"],
+    ["Requests", "finished since the watchdog started"], ["Errors", "of those, answered with an error status"],
+    ["TTFT", "time to first token of the latest request that got one"],
+    ["No token for", "the longest an in-flight request has gone without a token"]];
+  function createTrafficPanel(card, root) {
+    var panel = el("section", "chart traffic");
+    panel.hidden = true;
+    panel.appendChild(el("h3", "", "Traffic per model (stall guard)"));
+    var scroll = el("div", "table-scroll");
+    var table = el("table", "traffic-table");
+    var headRow = el("tr");
+    TRAFFIC_COLUMNS.forEach(function (column) {
+      var th = el("th", "", column[0]);
+      if (column[1]) th.title = column[1];
+      headRow.appendChild(th);
+    });
+    var thead = el("thead");
+    thead.appendChild(headRow);
+    table.appendChild(thead);
+    card.trafficRows = el("tbody");
+    table.appendChild(card.trafficRows);
+    scroll.appendChild(table);
+    panel.appendChild(scroll);
+    root.appendChild(panel);
+    card.traffic = panel;
+    card.trafficSeen = null;
+  }
+
+  function updateTraffic(card, obs) {
+    var traffic = obs && obs.traffic;
+    card.traffic.hidden = !traffic;
+    if (!traffic) return;
+    // Tokens/s from two ticks' chunk counters (one NDJSON line or SSE event per token).
+    var before = card.trafficSeen;
+    var seen = { mono: obs.mono, chunks: {} };
+    var rows = traffic.slice().sort(function (a, b) { return b.inFlight - a.inFlight || (a.model < b.model ? -1 : 1); });
+    card.trafficRows.textContent = "";
+    if (!rows.length) {
+      var none = el("tr");
+      var cell = el("td", "traffic-none", "no requests through the stall guard yet");
+      cell.colSpan = TRAFFIC_COLUMNS.length;
+      none.appendChild(cell);
+      card.trafficRows.appendChild(none);
+    }
+    rows.forEach(function (m) {
+      seen.chunks[m.model] = m.chunks;
+      var rate = "—";
+      if (before && obs.mono > before.mono && before.chunks[m.model] !== undefined) {
+        rate = ((m.chunks - before.chunks[m.model]) / ((obs.mono - before.mono) / 1000)).toFixed(1);
+      }
+      var quiet = m.inFlight > 0 && m.quietSinceMono !== undefined ? obs.mono - m.quietSinceMono : undefined;
+      var row = el("tr");
+      row.dataset.model = m.model;
+      [m.model, m.inFlight, m.waiting, rate, m.requests, m.failed,
+        m.lastTtftMs !== undefined ? millis(m.lastTtftMs) : "—",
+        quiet !== undefined ? duration(quiet) : "—"].forEach(function (value, i) {
+        var td = el("td", i === 0 ? "" : "num", value);
+        if (i === 5 && m.failed > 0) td.classList.add("bad");
+        if (i === 7 && quiet !== undefined && quiet >= 10000) td.classList.add("bad");
+        row.appendChild(td);
+      });
+      card.trafficRows.appendChild(row);
+    });
+    card.trafficSeen = seen;
+  }
+
   function updateCard(card, target) {
     var now = nowWall();
     if (page.snapshot.lastTickWall) recordLive(card, page.snapshot, target.state);
@@ -270,6 +340,7 @@ export const PAGE_JS = String.raw`"use strict";
     card.gpu.textContent = utils.length ? utils.map(function (g) { return Math.round(g.utilization * 100) + " %"; }).join(", ") : "—";
     var mem = gpus.filter(function (g) { return g.memoryUsedBytes !== undefined && g.memoryTotalBytes !== undefined; });
     card.vram.textContent = mem.length ? mem.map(function (g) { return gib(g.memoryUsedBytes) + " / " + gib(g.memoryTotalBytes) + " GiB"; }).join(", ") : "—";
+    updateTraffic(card, obs);
     card.lastIncident.textContent = "";
     if (target.lastIncident) {
       var link = el("button", "link-button", target.lastIncident.outcome + " · " + dateTime(target.lastIncident.openedWall));

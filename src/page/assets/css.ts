@@ -92,6 +92,13 @@ main { max-width: 1200px; margin: 0 auto; padding: 1rem; display: grid; gap: 1re
 .report table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
 .report th, .report td { border: 1px solid var(--line); padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
 .report td:first-child { white-space: nowrap; }
+.traffic { margin: 0 0 0.75rem; }
+.traffic-table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
+.traffic-table th, .traffic-table td { border-bottom: 1px solid var(--line); padding: 0.25rem 0.45rem; text-align: left; }
+.traffic-table th { font-weight: 600; color: var(--muted); font-size: 0.75rem; }
+.traffic-table td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.traffic-table td.bad { color: #b91c1c; font-weight: 600; }
+.traffic-none { color: var(--muted); }
 .fleet { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 .fleet th, .fleet td { border-bottom: 1px solid var(--line); padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
 .fleet td:first-child, .fleet td.state { white-space: nowrap; }
