@@ -360,7 +360,7 @@ export const FAILURE_ROWS: readonly Row[] = [
   {
     row: "F8",
     title: "F8 wedged GPU: the ladder runs once, then exhausted — no restart loop",
-    where: "every",
+    where: "newest",
     command: true,
     async run(s) {
       await s.loadModelAndSettle();
