@@ -136,9 +136,22 @@ export const SCENARIOS: ScenarioDef[] = [
   {
     id: "F5",
     row: "F5",
-    title: "scheduler deadlock",
+    // As it happens (#17408, #14407): generations hang for every model while /api/ps answers up
+    // to 0.32.3 (from 0.32.4 it hangs too). Two models: one frozen model alone is F1's business.
+    title: "scheduler freeze: every model's generations hang, two loaded",
     expect: "restart",
     heals: true,
+    load: [MODEL, OTHER_MODEL],
+    pollModel: MODEL,
+    windowEq: WINDOW,
+    fault: () => ({ name: "scheduler-freeze", form: "generations" }),
+  },
+  {
+    id: "F5-ps",
+    row: "F5",
+    title: "/api/ps hangs alone, the loaded model answers",
+    expect: "none",
+    heals: false,
     load: [MODEL],
     pollModel: MODEL,
     windowEq: WINDOW,

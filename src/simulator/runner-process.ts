@@ -80,6 +80,20 @@ async function mayProceed(id: symbol, closed: () => boolean): Promise<boolean> {
   }
 }
 
+/**
+ * Prompt processing runs in the same batch loop as token generation, and an embedding is nothing
+ * else (runner/llamarunner/runner.go v0.12.5: `embeddings` waits on `<-seq.embedding`, filled by
+ * processBatch in `run`): a deadlocked, spinning or wedged runner never gets through it. A `stall`
+ * stops later, mid-stream.
+ */
+async function promptProcessed(closed: () => boolean): Promise<boolean> {
+  for (;;) {
+    if (closed()) return false;
+    if (mode.kind === "normal" || mode.kind === "stall") return true;
+    await wakeup.next();
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The text of chunk i of an answer in this style. */
@@ -101,6 +115,7 @@ async function complete(
   const wanted =
     style === "empty" ? 0 : style.startsWith("degenerate") ? Number.POSITIVE_INFINITY : request.tokens;
   try {
+    if (!(await promptProcessed(closed))) return;
     let produced = 0;
     while (produced < wanted) {
       if (!(await mayProceed(id, closed))) return;

@@ -78,6 +78,18 @@ describe("failure modes (FAILURE-MODES.md F1–F9)", () => {
     expect((await generateOnce(simulator)).status).toBe(200);
   });
 
+  it("F1 runner-deadlock on an embedding model: /api/embed hangs too (embeddings run in the runner's batch loop)", async () => {
+    const simulator = await startFast();
+    const embedding = "nomic-embed-text:latest";
+    const body = { model: embedding, input: "hi" };
+    const loaded = await fetch(`${simulator.url}/api/embed`, { method: "POST", body: JSON.stringify(body) });
+    expect(loaded.status).toBe(200);
+    simulator.setFault({ name: "runner-deadlock", model: embedding });
+    await waitFor(async () => (await simState(simulator)).fault?.boundTo);
+    const hung = await watchRequest(`${simulator.url}/api/embed`, body, NO_BYTE_WAIT_MS);
+    expect(hung.status).toBeUndefined();
+  });
+
   it("F2 runner-spin: the runner burns a core, generates nothing, GPU idle", async () => {
     const simulator = await startFast();
     const pid = await loadModel(simulator);
