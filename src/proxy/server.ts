@@ -5,15 +5,7 @@
  * from outside — which model each request waits on and when its tokens arrive — and, while the
  * target heals, holds new requests instead of letting them hang (see docs/proxy.md).
  */
-import {
-  Agent,
-  createServer,
-  type IncomingMessage,
-  request,
-  type Server,
-  type ServerResponse,
-} from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Logger } from "../core/log.js";
@@ -29,6 +21,7 @@ import {
 import { sendError, streamErrorChunk } from "./errors.js";
 import { StreamMeter } from "./meter.js";
 import { type OpenRequest, type ProxyMetricsSink, type RejectReason, Traffic } from "./traffic.js";
+import { Upstream, type UpstreamCall, type UpstreamHandlers, type UpstreamHeaders } from "./upstream.js";
 
 /** What the watchdog's verdict means for a new request to one model. */
 export type GateDecision =
@@ -90,7 +83,9 @@ const HOP_BY_HOP = new Set([
   "expect",
 ]);
 
-function forwardable(headers: IncomingMessage["headers"]): Record<string, string | string[]> {
+function forwardable(
+  headers: IncomingMessage["headers"] | UpstreamHeaders,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const named = new Set(
     String(headers.connection ?? "")
@@ -110,8 +105,7 @@ export class StallGuard {
   readonly traffic = new Traffic();
   private readonly clock: Clock;
   private readonly upstream: URL;
-  private readonly agent: Agent;
-  private readonly send: typeof request;
+  private readonly ollama: Upstream;
   private readonly limits: typeof PROXY_DEFAULTS;
   private bufferedBytes = 0;
   private closing = false;
@@ -123,10 +117,6 @@ export class StallGuard {
   ) {
     this.clock = options.clock ?? systemClock;
     this.upstream = new URL(options.upstream);
-    const https = this.upstream.protocol === "https:";
-    const agentOptions = { keepAlive: true, maxFreeSockets: 256, scheduling: "lifo" as const };
-    this.agent = https ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
-    this.send = https ? httpsRequest : request;
     this.limits = {
       maxBodyBytes: options.maxBodyBytes ?? PROXY_DEFAULTS.maxBodyBytes,
       maxBufferedBytes: options.maxBufferedBytes ?? PROXY_DEFAULTS.maxBufferedBytes,
@@ -134,6 +124,7 @@ export class StallGuard {
       connectTimeoutMs: options.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs,
       maxConnections: options.maxConnections ?? PROXY_DEFAULTS.maxConnections,
     };
+    this.ollama = new Upstream(this.upstream.origin, { connectTimeoutMs: this.limits.connectTimeoutMs });
   }
 
   static async start(options: StallGuardOptions): Promise<StallGuard> {
@@ -173,7 +164,7 @@ export class StallGuard {
       }
     }
     this.server.closeAllConnections();
-    this.agent.destroy();
+    await this.ollama.close();
     await closed;
   }
 
@@ -210,35 +201,22 @@ export class StallGuard {
     this.bufferedBytes -= bytes;
   }
 
-  openUpstream(req: IncomingMessage, onResponse: (res: IncomingMessage) => void) {
+  openUpstream(req: IncomingMessage, body: Buffer | undefined, on: UpstreamHandlers): UpstreamCall {
     const headers = forwardable(req.headers);
     // Ollama refuses unknown Host headers when it listens on loopback (allowedHostsMiddleware in
     // server/routes.go): speak to it as its own client does, like nginx's default proxy_set_header.
     headers.host = this.upstream.host;
-    const upstreamPath = `${this.upstream.pathname.replace(/\/$/, "")}${req.url ?? "/"}`;
-    const outgoing = this.send(
+    const method = req.method ?? "GET";
+    if (body !== undefined) headers["content-length"] = String(body.length);
+    return this.ollama.call(
       {
-        protocol: this.upstream.protocol,
-        hostname: this.upstream.hostname,
-        port: this.upstream.port,
-        method: req.method,
-        path: upstreamPath,
+        method,
+        path: `${this.upstream.pathname.replace(/\/$/, "")}${req.url ?? "/"}`,
         headers,
-        agent: this.agent,
+        body: body ?? (method === "GET" || method === "HEAD" ? null : req),
       },
-      onResponse,
+      on,
     );
-    const connectTimeoutMs = this.limits.connectTimeoutMs;
-    outgoing.on("socket", (socket: Socket) => {
-      if (!socket.connecting) return;
-      const timer = setTimeout(
-        () => outgoing.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })),
-        connectTimeoutMs,
-      );
-      socket.once("connect", () => clearTimeout(timer));
-      socket.once("close", () => clearTimeout(timer));
-    });
-    return outgoing;
   }
 }
 
@@ -250,8 +228,9 @@ class Exchange {
   private reserved = 0;
   private open: OpenRequest | undefined;
   private attempts = 0;
-  private upstreamRequest: ReturnType<StallGuard["openUpstream"]> | undefined;
-  private upstreamResponse: IncomingMessage | undefined;
+  private upstream: UpstreamCall | undefined;
+  /** The status of Ollama's answer once its head arrived. */
+  private upstreamStatus: number | undefined;
   private meter: StreamMeter | undefined;
   private format: BodyFormat = "other";
   /** The client has received (been sent) part of the answer: from here on nothing can be replayed. */
@@ -259,6 +238,8 @@ class Exchange {
   private finished = false;
   private gapTimer: NodeJS.Timeout | undefined;
   private clientSlow = false;
+  private corked = false;
+  private responseHeaders: UpstreamHeaders | undefined;
   private holdWake: (() => void) | undefined;
 
   constructor(
@@ -408,86 +389,95 @@ class Exchange {
     if (this.finished) return;
     this.attempts++;
     if (this.open) this.open.forwardedMono = this.guard.now();
-    const outgoing = this.guard.openUpstream(this.req, (response) => this.onResponse(outgoing, response));
-    this.upstreamRequest = outgoing;
-    outgoing.on("error", (error: NodeJS.ErrnoException) => this.onUpstreamError(outgoing, error));
-    if (this.body !== undefined) {
-      outgoing.setHeader("content-length", this.body.length);
-      outgoing.end(this.body);
-    } else if (this.req.method === "GET" || this.req.method === "HEAD") {
-      outgoing.end();
-    } else {
-      this.req.pipe(outgoing);
-    }
+    let status = 502;
+    const current = () => !this.finished && call === this.upstream;
+    const call: UpstreamCall = this.guard.openUpstream(this.req, this.body, {
+      response: (code, headers) => {
+        if (!current()) return;
+        status = code;
+        this.upstreamStatus = code;
+        this.responseHeaders = headers;
+        this.format = bodyFormat(headers["content-type"] as string | undefined);
+        this.meter = new StreamMeter(this.format);
+      },
+      data: (chunk) => {
+        if (!current()) return;
+        if (!this.committed) {
+          if (this.replayable(status, chunk)) return this.replay();
+          this.commit(status);
+        }
+        const now = this.guard.now();
+        const count = (this.meter as StreamMeter).feed(chunk);
+        if (this.open) this.guard.traffic.chunk(this.open, count, now);
+        this.gapTimer?.refresh();
+        this.corkUntilNextTurn();
+        if (!this.res.write(chunk)) {
+          // A slow client slows Ollama down (TCP back-pressure), and is never taken for a stall.
+          this.clientSlow = true;
+          call.pause();
+          this.res.once("drain", () => {
+            this.clientSlow = false;
+            this.gapTimer?.refresh();
+            call.resume();
+          });
+        }
+      },
+      end: () => {
+        if (!current()) return;
+        if (!this.committed) {
+          if (this.replayable(status, NOTHING)) return this.replay();
+          this.commit(status);
+        }
+        this.meter?.end();
+        this.res.end();
+        this.finish(String(status));
+      },
+      error: (error, responded) => {
+        if (!current()) return;
+        if (responded) {
+          // Ollama's side broke mid-answer (a crash, a restart): the client sees the same break.
+          if (!this.committed && this.replayable(500, NOTHING)) return this.replay();
+          this.res.destroy();
+          this.finish(this.committed ? String(status) : "502");
+        } else {
+          this.onUpstreamError(error);
+        }
+      },
+    });
+    this.upstream = call;
   }
 
-  private onResponse(outgoing: ReturnType<StallGuard["openUpstream"]>, response: IncomingMessage): void {
-    if (this.finished || outgoing !== this.upstreamRequest) return void response.destroy();
-    this.upstreamResponse = response;
-    this.format = bodyFormat(response.headers["content-type"]);
-    this.meter = new StreamMeter(this.format);
-    const status = response.statusCode ?? 502;
-    response.on("data", (chunk: Buffer) => {
-      if (this.finished) return;
-      if (!this.committed) {
-        if (this.replayable(status, chunk)) return this.replay(response);
-        this.commit(response, status);
-      }
-      const now = this.guard.now();
-      const count = (this.meter as StreamMeter).feed(chunk);
-      if (this.open) this.guard.traffic.chunk(this.open, count, now);
-      this.gapTimer?.refresh();
-      if (!this.res.write(chunk)) {
-        // A slow client slows Ollama down (TCP back-pressure), and is never taken for a stall.
-        this.clientSlow = true;
-        response.pause();
-        this.res.once("drain", () => {
-          this.clientSlow = false;
-          this.gapTimer?.refresh();
-          response.resume();
-        });
-      }
-    });
-    response.on("end", () => {
-      if (this.finished || outgoing !== this.upstreamRequest) return;
-      if (!this.committed) {
-        if (this.replayable(status, NOTHING)) return this.replay(response);
-        this.commit(response, status);
-      }
-      this.meter?.end();
-      this.res.end();
-      this.finish(String(status));
-    });
-    response.on("error", () => {
-      // Ollama's side broke mid-answer (a crash, a restart): the client sees the same break.
-      if (this.finished || outgoing !== this.upstreamRequest) return;
-      if (!this.committed && this.replayable(500, NOTHING)) return this.replay(response);
-      this.res.destroy();
-      this.finish(this.committed ? String(status) : "502");
+  /**
+   * Chunks that arrive in one turn of the event loop (and the answer's end, when it comes with
+   * them) leave in one write: `res.end()` flushes what is corked, else the next turn does.
+   */
+  private corkUntilNextTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.res.cork();
+    setImmediate(() => {
+      this.corked = false;
+      if (!this.res.writableEnded) this.res.uncork();
     });
   }
 
-  private commit(response: IncomingMessage, status: number): void {
+  private commit(status: number): void {
     this.committed = true;
-    this.res.writeHead(status, forwardable(response.headers));
+    this.res.writeHead(status, forwardable(this.responseHeaders ?? {}));
     const gap = this.guard.opts.maxTokenGapMs;
     if (gap !== null && this.endpoint.generates && this.format !== "other") {
       this.gapTimer = setTimeout(() => this.endStalledStream(gap), gap);
     }
   }
 
-  private onUpstreamError(
-    outgoing: ReturnType<StallGuard["openUpstream"]>,
-    error: NodeJS.ErrnoException,
-  ): void {
-    if (this.finished || outgoing !== this.upstreamRequest) return;
+  private onUpstreamError(error: NodeJS.ErrnoException): void {
     if (this.committed) {
       this.res.destroy();
-      this.finish(String(this.upstreamResponse?.statusCode ?? 502));
+      this.finish(String(this.upstreamStatus ?? 502));
       return;
     }
-    if (this.upstreamResponse === undefined && this.replayable(502, NOTHING)) {
-      this.replay(undefined);
+    if (this.replayable(502, NOTHING)) {
+      this.replay();
       return;
     }
     const why = error.code ? `${error.code}: ${error.message}` : error.message;
@@ -506,13 +496,13 @@ class Exchange {
     return this.guard.opts.gate?.decide(this.model).kind === "hold";
   }
 
-  private replay(response: IncomingMessage | undefined): void {
+  private replay(): void {
     // Waiting again, not at Ollama: not demand on the runner until it is forwarded anew.
     if (this.open) this.open.forwardedMono = undefined;
-    response?.destroy();
-    this.upstreamRequest?.destroy();
-    this.upstreamRequest = undefined;
-    this.upstreamResponse = undefined;
+    this.upstream?.abort();
+    this.upstream = undefined;
+    this.upstreamStatus = undefined;
+    this.responseHeaders = undefined;
     this.guard.opts.metrics?.replayed(this.model);
     this.guard.opts.log.info(
       { model: this.model, endpoint: this.endpoint.label },
@@ -533,7 +523,7 @@ class Exchange {
     this.abortUpstream();
     this.guard.opts.metrics?.rejected(this.model, "token-gap");
     this.res.end(streamErrorChunk(this.format, this.path, message));
-    this.finish(String(this.upstreamResponse?.statusCode ?? 200));
+    this.finish(String(this.upstreamStatus ?? 200));
   }
 
   private reject(
@@ -551,8 +541,7 @@ class Exchange {
 
   private abortUpstream(): void {
     clearTimeout(this.gapTimer);
-    this.upstreamResponse?.destroy();
-    this.upstreamRequest?.destroy();
+    this.upstream?.abort();
   }
 
   /** Accounting, exactly once per exchange. */
