@@ -3,10 +3,12 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     cli: "src/cli.ts",
-    // Child processes of the simulator: a runner per loaded model, the fake nvidia-smi and journalctl.
+    // Child processes of the simulator: a runner per loaded model, the fake nvidia-smi, journalctl
+    // and systemctl.
     "simulator-runner": "src/simulator/runner-process.ts",
     "fake-nvidia-smi": "src/simulator/fake-nvidia-smi.ts",
     "fake-journalctl": "src/simulator/fake-journalctl.ts",
+    "fake-systemctl": "src/simulator/fake-systemctl.ts",
     "bench/detection": "bench/detection.ts",
     "bench/overhead": "bench/overhead.ts",
     "bench/module-cost": "bench/module-cost.ts",

@@ -105,7 +105,6 @@ export class StallGuard {
   readonly traffic = new Traffic();
   private readonly clock: Clock;
   private readonly upstream: URL;
-  private readonly ollama: Upstream;
   private readonly limits: typeof PROXY_DEFAULTS;
   private bufferedBytes = 0;
   private closing = false;
@@ -113,6 +112,7 @@ export class StallGuard {
   private constructor(
     private readonly options: StallGuardOptions,
     private readonly server: Server,
+    private readonly ollama: Upstream,
     readonly url: string,
   ) {
     this.clock = options.clock ?? systemClock;
@@ -124,7 +124,6 @@ export class StallGuard {
       connectTimeoutMs: options.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs,
       maxConnections: options.maxConnections ?? PROXY_DEFAULTS.maxConnections,
     };
-    this.ollama = new Upstream(this.upstream.origin, { connectTimeoutMs: this.limits.connectTimeoutMs });
   }
 
   static async start(options: StallGuardOptions): Promise<StallGuard> {
@@ -135,8 +134,11 @@ export class StallGuard {
     server.headersTimeout = 30_000;
     server.timeout = 0;
     const { host, port } = parseListen(options.listen);
+    const ollama = await Upstream.open(new URL(options.upstream).origin, {
+      connectTimeoutMs: options.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs,
+    });
     const { address, shownHost } = await listenOn(server, host, port);
-    const guard = new StallGuard(options, server, `http://${shownHost}:${address.port}`);
+    const guard = new StallGuard(options, server, ollama, `http://${shownHost}:${address.port}`);
     server.maxConnections = guard.limits.maxConnections;
     server.on("request", (req: IncomingMessage, res: ServerResponse) => guard.handle(req, res));
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {

@@ -5,7 +5,7 @@
  * docs/proxy.md "Performance").
  */
 import type { Readable } from "node:stream";
-import { type Dispatcher, Pool } from "undici";
+import type { Dispatcher, Pool } from "undici";
 
 export type UpstreamHeaders = Record<string, string | string[]>;
 
@@ -34,10 +34,12 @@ export interface UpstreamRequest {
 }
 
 export class Upstream {
-  private readonly pool: Pool;
+  private constructor(private readonly pool: Pool) {}
 
-  constructor(origin: string, options: { connectTimeoutMs: number }) {
-    this.pool = new Pool(origin, {
+  /** undici is loaded here, when a guard starts: a watchdog without a proxy never loads it. */
+  static async open(origin: string, options: { connectTimeoutMs: number }): Promise<Upstream> {
+    const { Pool } = await import("undici");
+    const pool = new Pool(origin, {
       connectTimeout: options.connectTimeoutMs,
       // Loads and long generations: Ollama sends its head with the first token, which may take
       // minutes, and nothing between tokens is a deadline here (maxTokenGap is the guard's own).
@@ -46,6 +48,7 @@ export class Upstream {
       keepAliveTimeout: 4_000,
       pipelining: 1,
     });
+    return new Upstream(pool);
   }
 
   call(request: UpstreamRequest, on: UpstreamHandlers): UpstreamCall {

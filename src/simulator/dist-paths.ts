@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { writeFileAtomic } from "../core/fs.js";
 
 /** The package root, found upward from this module (works from src/ under vitest and from dist/). */
 function packageRoot(): string {
@@ -17,9 +18,31 @@ function packageRoot(): string {
   }
 }
 
-/** Built child-process entries (tsup): the runner, the fake nvidia-smi and the journalctl stand-in. */
-export function distEntry(name: "simulator-runner" | "fake-nvidia-smi" | "fake-journalctl"): string {
+/** The system tools the simulator stands in for, each a built entry of its own. */
+export type ToolEntry = "fake-nvidia-smi" | "fake-journalctl" | "fake-systemctl";
+
+/** Built child-process entries (tsup): the runner and the system-tool stand-ins. */
+export function distEntry(name: "simulator-runner" | ToolEntry): string {
   const path = join(packageRoot(), "dist", `${name}.js`);
   if (!existsSync(path)) throw new Error(`${path} is missing: build first (npx tsup)`);
   return path;
+}
+
+/**
+ * An executable at `path` standing in for a system tool: a node script, not a shell script, so
+ * the values it passes to the stand-in (through `env`) are JSON string literals, never shell words.
+ */
+export function writeToolWrapper(path: string, entry: ToolEntry, env: Record<string, string>): void {
+  const script = [
+    `#!${process.execPath}`,
+    ...Object.entries(env).map(
+      ([name, value]) => `process.env[${JSON.stringify(name)}] = ${JSON.stringify(value)};`,
+    ),
+    `import(${JSON.stringify(pathToFileURL(distEntry(entry)).href)}).catch((error) => {`,
+    "  process.stderr.write(String(error) + '\\n');",
+    "  process.exit(1);",
+    "});",
+    "",
+  ].join("\n");
+  writeFileAtomic(path, script, 0o755);
 }

@@ -1,7 +1,7 @@
 /** The fault-injecting Ollama simulator (DESIGN.md §8). */
 export { FAULTS, findFault } from "./faults/index.js";
 export { startSimulator } from "./simulator.js";
-export { postArgv, type Supervisor, startSupervisor } from "./supervisor.js";
+export { postArgv, type Supervisor, type SupervisorOptions, startSupervisor } from "./supervisor.js";
 export type {
   FaultName,
   FaultSpec,
@@ -9,6 +9,7 @@ export type {
   RunnerInfo,
   Simulator,
   SimulatorOptions,
+  SimulatorPhase,
   SimulatorTiming,
 } from "./types.js";
 export { FAULT_NAMES } from "./types.js";

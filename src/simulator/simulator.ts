@@ -8,11 +8,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../core/fs.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { buildCatalog, type CatalogModel, DEFAULT_MODELS, findModel, loadedSizeBytes } from "./catalog.js";
-import { distEntry } from "./dist-paths.js";
+import { distEntry, writeToolWrapper } from "./dist-paths.js";
 import type { ActiveFault, FaultEffects, FaultHost } from "./faults/fault.js";
 import { FaultParamError } from "./faults/fault.js";
 import { findFault } from "./faults/index.js";
@@ -24,7 +23,14 @@ import { discoveryArgs, discoveryProgram, type OllamaProfile, resolveProfile } f
 import { freePort, TITLE_PADDING } from "./runner-handle.js";
 import { DISCOVERY_MS_ENV, RUNNER_PROGRAM_ENV } from "./runner-protocol.js";
 import { type LoadedRunner, Scheduler } from "./scheduler.js";
-import type { FaultSpec, RunnerInfo, Simulator, SimulatorOptions, SimulatorTiming } from "./types.js";
+import type {
+  FaultSpec,
+  RunnerInfo,
+  Simulator,
+  SimulatorOptions,
+  SimulatorPhase,
+  SimulatorTiming,
+} from "./types.js";
 import { ginLine, parseKeepAlive, slogLine } from "./wire.js";
 
 export const DEFAULT_TIMING: SimulatorTiming = {
@@ -80,7 +86,7 @@ export class SimulatorShell implements Simulator {
   private scheduler: Scheduler;
   private fault: FaultState | undefined;
   private startedAtWall = Date.now();
-  private phase: "starting" | "running" | "restarting" | "crashed" | "stopped" = "starting";
+  private currentPhase: SimulatorPhase = "starting";
   private gpuWriteTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SimulatorOptions) {
@@ -122,7 +128,7 @@ export class SimulatorShell implements Simulator {
     this.announceStart();
     const persisted = this.readPersistedFault();
     const initial = this.options.fault ?? persisted;
-    this.phase = "running";
+    this.currentPhase = "running";
     if (initial) this.setFault(initial);
     else this.writeGpuState();
   }
@@ -135,7 +141,7 @@ export class SimulatorShell implements Simulator {
     this.clearFault();
     if (!spec || !module) return;
     const active = module.activate(spec, this.faultHost());
-    if (this.phase === "crashed" || this.phase === "stopped") return;
+    if (this.currentPhase === "crashed" || this.currentPhase === "stopped") return;
     this.fault = { spec, active, persistent: module.persistent };
     if (module.persistent) writeFileAtomic(this.persistedFaultPath, JSON.stringify(active.persisted ?? spec));
     this.log.info({ fault: spec }, "fault injected");
@@ -149,7 +155,7 @@ export class SimulatorShell implements Simulator {
   }
 
   async restart(exempt?: Socket): Promise<void> {
-    this.phase = "restarting";
+    this.currentPhase = "restarting";
     const persistent = this.fault?.persistent ? this.readPersistedFault() : undefined;
     await this.goDown(exempt);
     this.clearFault({ keepPersisted: true });
@@ -158,9 +164,13 @@ export class SimulatorShell implements Simulator {
     this.startedAtWall = Date.now();
     await this.listen(this.port);
     this.announceStart();
-    this.phase = "running";
+    this.currentPhase = "running";
     if (persistent) this.setFault(persistent);
     else this.writeGpuState();
+  }
+
+  phase(): SimulatorPhase {
+    return this.currentPhase;
   }
 
   runners(): RunnerInfo[] {
@@ -171,8 +181,8 @@ export class SimulatorShell implements Simulator {
   }
 
   async stop(): Promise<void> {
-    if (this.phase === "stopped") return;
-    this.phase = "stopped";
+    if (this.currentPhase === "stopped") return;
+    this.currentPhase = "stopped";
     this.fault?.active.stop?.();
     await this.goDown();
     clearTimeout(this.gpuWriteTimer);
@@ -281,7 +291,7 @@ export class SimulatorShell implements Simulator {
   }
 
   private crash(): void {
-    this.phase = "crashed";
+    this.currentPhase = "crashed";
     this.serverLog("panic: runtime error: invalid memory address or nil pointer dereference");
     this.serverLog("[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x5a1b2c]");
     void this.goDown().then(() => {
@@ -368,7 +378,7 @@ export class SimulatorShell implements Simulator {
     return {
       version: this.profile.version,
       profile: this.profile.id,
-      phase: this.phase,
+      phase: this.currentPhase,
       startedAt: new Date(this.startedAtWall).toISOString(),
       url: this.url,
       pid: process.pid,
@@ -467,7 +477,7 @@ export class SimulatorShell implements Simulator {
    * bootstrapDevices v0.12.5; discover/llama_server.go v0.30.11). None before 0.12.
    */
   private spawnDiscoveryChild(): void {
-    if (!this.profile.discovery || this.phase === "stopped" || this.phase === "crashed") return;
+    if (!this.profile.discovery || this.currentPhase === "stopped" || this.currentPhase === "crashed") return;
     void freePort().then(
       (port) => {
         const args = discoveryArgs(this.profile, port) as string[];
@@ -530,33 +540,11 @@ export class SimulatorShell implements Simulator {
   }
 
   private writeNvidiaSmiWrapper(): void {
-    this.writeToolWrapper(this.nvidiaSmiPath, "fake-nvidia-smi", GPU_STATE_ENV, this.gpuStatePath);
+    writeToolWrapper(this.nvidiaSmiPath, "fake-nvidia-smi", { [GPU_STATE_ENV]: this.gpuStatePath });
   }
 
   private writeJournalctlWrapper(): void {
-    this.writeToolWrapper(this.journalctlPath, "fake-journalctl", JOURNAL_FILE_ENV, this.serverLogPath);
-  }
-
-  /**
-   * An executable standing in for a system tool: a node script, not a shell script, so paths are
-   * embedded as JSON string literals, never as shell words.
-   */
-  private writeToolWrapper(
-    path: string,
-    entry: "fake-nvidia-smi" | "fake-journalctl",
-    envName: string,
-    statePath: string,
-  ): void {
-    const script = [
-      `#!${process.execPath}`,
-      `process.env[${JSON.stringify(envName)}] = ${JSON.stringify(statePath)};`,
-      `import(${JSON.stringify(pathToFileURL(distEntry(entry)).href)}).catch((error) => {`,
-      "  process.stderr.write(String(error) + '\\n');",
-      "  process.exit(1);",
-      "});",
-      "",
-    ].join("\n");
-    writeFileAtomic(path, script, 0o755);
+    writeToolWrapper(this.journalctlPath, "fake-journalctl", { [JOURNAL_FILE_ENV]: this.serverLogPath });
   }
 
   private scheduleGpuWrite(): void {
@@ -569,7 +557,7 @@ export class SimulatorShell implements Simulator {
   }
 
   private writeGpuState(): void {
-    if (this.phase === "stopped" && this.ownsStateDir) return;
+    if (this.currentPhase === "stopped" && this.ownsStateDir) return;
     const effects = this.effects();
     const live = this.scheduler.runners().filter((runner) => runner.handle?.alive);
     const lastToken = Math.max(0, ...live.map((runner) => runner.lastTokenWall));

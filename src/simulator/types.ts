@@ -98,6 +98,9 @@ export interface SimulatorOptions {
   onCrash?: () => void;
 }
 
+/** Where the simulated `ollama serve` is: what a service manager would see of its main process. */
+export type SimulatorPhase = "starting" | "running" | "restarting" | "crashed" | "stopped";
+
 export interface RunnerInfo {
   model: string;
   pid: number;
@@ -118,6 +121,8 @@ export interface Simulator {
   setFault(spec: FaultSpec | null): void;
   /** What a service restart does: runners killed, in-flight requests fail, non-persistent faults cleared. */
   restart(): Promise<void>;
+  /** Where the server process is (crashed: it exited on its own, F7). */
+  phase(): SimulatorPhase;
   /** Live runner processes (a SIGSTOPped runner is live; a killed one is not). */
   runners(): RunnerInfo[];
   /** Live GPU-discovery children (the runner binary without --model). */

@@ -10,6 +10,7 @@ import {
   type Simulator,
   type SimulatorOptions,
   type SimulatorTiming,
+  type Supervisor,
   startSimulator,
   startSupervisor,
 } from "../../src/simulator/index.js";
@@ -34,8 +35,22 @@ export const SCALED = {
 
 export const MODEL = "llama3.2:1b";
 
+/** Ollama's unit (scripts/install.sh, every tag): `Restart=always`, `RestartSec=3`, at SCALED's 1/40. */
+const RESTART_SEC_MS = 75;
+
+/**
+ * How the watchdog restarts the simulated Ollama:
+ * - "systemd": the default install — `restart.systemd` on `ollama.service` through the systemctl
+ *   stand-in, whose unit restarts a crashed server by itself (`Restart=always`), and the journal of
+ *   that unit read through the journalctl stand-in;
+ * - "command": `restart.command` (a POST to the supervisor), no systemd, no journal unless `journal`.
+ */
+export type RestartVia = "systemd" | "command";
+
 export interface Scenario {
   simulator: Simulator;
+  supervisor: Supervisor;
+  restartVia: RestartVia;
   watchdog: Watchdog;
   config: Config;
   stateDir: string;
@@ -61,6 +76,8 @@ export interface ScenarioOptions {
   ollamaVersion?: string;
   /** Read the simulator's log through its journalctl stand-in, as on a default systemd install. */
   journal?: boolean;
+  /** "command" by default; "systemd" is the default install (implies the journal read). */
+  restartVia?: RestartVia;
   /** Ollama's own timings, each over the scaled one (a slow disk's load, a long GPU discovery). */
   ollamaTiming?: Partial<SimulatorTiming>;
 }
@@ -68,6 +85,9 @@ export interface ScenarioOptions {
 export async function startScenario(options: ScenarioOptions = {}): Promise<Scenario> {
   const workDir = mkdtempSync(join(tmpdir(), "owd-scenario-"));
   const stateDir = options.stateDir ?? join(workDir, "state");
+  const restartVia = options.restartVia ?? "command";
+  const systemd = restartVia === "systemd";
+  let supervisor: Supervisor | undefined;
   const simulator = await startSimulator({
     stateDir: join(workDir, "simulator"),
     // Ollama's own waits at the same 1/40 scale: VRAM recovery 5 s, convergence ~1 s, ping 10 s, discovery ~2 s.
@@ -82,8 +102,10 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
     },
     ...(options.ollamaVersion ? { ollamaVersion: options.ollamaVersion } : {}),
     ...options.simulator,
+    onCrash: () => supervisor?.mainProcessExited(),
   });
-  const supervisor = await startSupervisor(simulator);
+  supervisor = await startSupervisor(simulator, systemd ? { restartSecMs: RESTART_SEC_MS } : {});
+  const journal = systemd || options.journal === true;
   // The simulator runs inside this test process, so this process plays `ollama serve`: a title
   // unique to this simulator lets the watchdog tell its runners from those of simulators that
   // other test files run at the same time (as it tells two Ollama services apart on one host).
@@ -98,9 +120,12 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
         {
           name: "sim",
           url: simulator.url,
-          restart: { command: { argv: supervisor.restartArgv, timeout: "5s" } },
+          // systemd: the journal unit defaults to the restart unit, as on the default install.
+          restart: systemd
+            ? { systemd: { unit: supervisor.unit } }
+            : { command: { argv: supervisor.restartArgv, timeout: "5s" } },
           processes: { server: String.raw`^${serverTitle}\b` },
-          ...(options.journal ? { journalUnit: "ollama.service" } : {}),
+          ...(journal && !systemd ? { journalUnit: supervisor.unit } : {}),
           ...options.target,
         },
       ],
@@ -113,7 +138,8 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
   const watchdogOptions = {
     config,
     log: silentLogger(),
-    ...(options.journal ? { journalctl: simulator.journalctlPath } : {}),
+    ...(journal ? { journalctl: simulator.journalctlPath } : {}),
+    ...(systemd ? { systemctl: supervisor.systemctlPath } : {}),
   };
   let watchdog = await Watchdog.start(watchdogOptions);
   const onTick = (batch: TickRecord[]) => records.push(...batch);
@@ -121,6 +147,8 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
 
   const scenario: Scenario = {
     simulator,
+    supervisor,
+    restartVia,
     get watchdog() {
       return watchdog;
     },
@@ -163,7 +191,7 @@ export async function startScenario(options: ScenarioOptions = {}): Promise<Scen
     async stop() {
       await watchdog.stop();
       await simulator.stop();
-      await supervisor.close();
+      await supervisor?.close();
       rmSync(workDir, { recursive: true, force: true });
     },
   };
