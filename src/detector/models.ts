@@ -20,6 +20,7 @@
  */
 
 import type { Config } from "../config/schema.js";
+import { listsLoadingModels } from "../core/ollama-version.js";
 import type { LoadedModel, Observation } from "../core/types.js";
 import { formatMs } from "../remediation/policy.js";
 import { parseExpiry } from "./keep-alive.js";
@@ -228,7 +229,13 @@ export function trackModels(
 function trackUnlistedRunners(m: TargetMemory, obs: Observation, now: number): void {
   const runners = obs.processes?.runners;
   const models = Object.values(m.models);
-  if (!runners || !obs.ps || models.some((mm) => mm.blob === undefined)) {
+  // Up to 0.24 a loading model is listed: a runner whose model is not is no load (a leftover).
+  if (
+    !runners ||
+    !obs.ps ||
+    listsLoadingModels(obs.api.version) ||
+    models.some((mm) => mm.blob === undefined)
+  ) {
     m.unlistedRunners = {};
     return;
   }

@@ -1,3 +1,4 @@
+import { compareOllamaVersions, parseOllamaVersion } from "../core/ollama-version.js";
 /**
  * The Ollama release lines the simulator reproduces. Each profile is data: what differs between
  * versions lives here, and the simulator reads these fields instead of comparing version strings.
@@ -211,20 +212,6 @@ export const DEFAULT_PROFILE = OLLAMA_PROFILES[OLLAMA_PROFILES.length - 1] as Ol
 
 export class UnknownOllamaVersionError extends Error {}
 
-function parseVersion(text: string): number[] | undefined {
-  const match = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?$/.exec(text.trim());
-  if (!match) return undefined;
-  return [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
-}
-
-function compareVersions(a: number[], b: number[]): number {
-  for (let i = 0; i < 3; i++) {
-    const diff = (a[i] ?? 0) - (b[i] ?? 0);
-    if (diff !== 0) return diff;
-  }
-  return 0;
-}
-
 /**
  * The profile for a version: a profile id ("0.12"), or a release ("0.12.3", "v0.32.5") inside the
  * range a profile covers. A release no profile covers is an error that lists the supported ranges.
@@ -233,13 +220,13 @@ export function resolveProfile(version: string | undefined): OllamaProfile {
   if (version === undefined || version === "") return DEFAULT_PROFILE;
   const byId = OLLAMA_PROFILES.find((profile) => profile.id === version || profile.version === version);
   if (byId) return byId;
-  const wanted = parseVersion(version);
+  const wanted = parseOllamaVersion(version);
   const supported = `supported: ${OLLAMA_PROFILES.map((profile) => `${profile.id} (${profile.covers})`).join(", ")}`;
   if (!wanted) throw new UnknownOllamaVersionError(`"${version}" is not an Ollama version; ${supported}`);
   const found = OLLAMA_PROFILES.find(
     (profile) =>
-      compareVersions(wanted, parseVersion(profile.since) as number[]) >= 0 &&
-      compareVersions(wanted, parseVersion(profile.until) as number[]) < 0,
+      compareOllamaVersions(wanted, parseOllamaVersion(profile.since) as number[]) >= 0 &&
+      compareOllamaVersions(wanted, parseOllamaVersion(profile.until) as number[]) < 0,
   );
   if (!found)
     throw new UnknownOllamaVersionError(`no simulator profile models Ollama ${version}; ${supported}`);

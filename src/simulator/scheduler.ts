@@ -124,6 +124,12 @@ export class Scheduler {
   private readonly wakeup = new Wakeup();
   private pending = 0;
   private closed = false;
+  /**
+   * Every runner process still alive, listed or not: a load may replace a runner that is stuck
+   * stopping (its `loaded` entry is overwritten), and shutdown must still kill it — a process that
+   * outlived its simulator would look like an unlisted runner to the next one in the same test.
+   */
+  private readonly live = new Set<RunnerHandle>();
 
   constructor(private readonly deps: SchedulerDeps) {}
 
@@ -203,9 +209,10 @@ export class Scheduler {
     for (const runner of runners) {
       clearTimeout(runner.expireTimer);
       runner.stopping = true;
-      runner.handle?.kill("SIGKILL");
     }
-    await Promise.all(runners.map((runner) => (runner.handle ? boundedExit(runner.handle) : undefined)));
+    const handles = [...this.live];
+    for (const handle of handles) handle.kill("SIGKILL");
+    await Promise.all(handles.map((handle) => boundedExit(handle)));
     this.loaded.clear();
     this.changed();
   }
@@ -448,6 +455,8 @@ export class Scheduler {
         onOutput: (line) => serverLog(line),
       });
       runner.handle = handle;
+      this.live.add(handle);
+      void handle.exited.then(() => this.live.delete(handle));
       serverLog(
         slogLine(Date.now(), "INFO", wording.source, wording.startingRunner, { cmd: handle.commandLine }),
       );

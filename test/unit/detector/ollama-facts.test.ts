@@ -182,7 +182,9 @@ describe("verification after kill-runner survives a slow reload", () => {
 
 describe("0.30+: a loading model is not listed", () => {
   it("a runner loading a model not yet listed is a load (grace), and one that outlasts loadGrace is a hung load → restart", () => {
-    const world = warmWorld();
+    const world = warmWorld((w) => {
+      w.version = "0.30.11";
+    });
     const at = world.t;
     world.runners.push({ pid: 4242, startSeconds: 9, state: "S", cores: 0, cpuSeconds: 0, model: "big-70b" });
     world.run(4 * MIN);
@@ -191,5 +193,36 @@ describe("0.30+: a loading model is not listed", () => {
     world.run(5 * MIN, () => world.actions.length > 0);
     expect(world.actions[0]?.command.kind).toBe("restart");
     expect((world.actions[0]?.t ?? 0) - at).toBeGreaterThanOrEqual(5 * MIN);
+  });
+});
+
+describe("up to 0.24 a loading model is listed", () => {
+  it.each([["0.5.7"], ["0.12.5"], ["0.20.7"]])(
+    "on %s a runner whose model is not listed is no load: no grace, no hung-load restart",
+    (version) => {
+      const world = warmWorld((w) => {
+        w.version = version;
+      });
+      world.runners.push({
+        pid: 4242,
+        startSeconds: 9,
+        state: "S",
+        cores: 0,
+        cpuSeconds: 0,
+        model: "big-70b",
+      });
+      world.run(15 * MIN);
+      expect(world.actions).toEqual([]);
+      expect(world.trace.map((e) => e.reason).join("\n")).not.toMatch(/not yet listed|the load hangs/);
+    },
+  );
+
+  it("a source build (0.0.0) is taken as the newest behaviour", () => {
+    const world = warmWorld((w) => {
+      w.version = "0.0.0";
+    });
+    world.runners.push({ pid: 4242, startSeconds: 9, state: "S", cores: 0, cpuSeconds: 0, model: "big-70b" });
+    world.run(10 * MIN, () => world.actions.length > 0);
+    expect(world.actions[0]?.command.kind).toBe("restart");
   });
 });

@@ -85,6 +85,8 @@ export class World {
   t = 0;
   apiUp = true;
   apiError = "ECONNREFUSED";
+  /** What /api/version answers. */
+  version = "0.12.0";
   psFails = false;
   psLatencyMs = 4;
   /** Generations on every model hang (F1-like) while true. */
@@ -206,7 +208,7 @@ export class World {
       target: this.target.name,
       mono: this.mono,
       wall: this.wall,
-      api: apiUp ? { up: true, latencyMs: 3, version: "0.12.0" } : { up: false, error: this.apiError },
+      api: apiUp ? { up: true, latencyMs: 3, version: this.version } : { up: false, error: this.apiError },
       canaryResults: results.map((c) => c.result),
       canariesInFlight: inFlight,
       processes: {
