@@ -136,7 +136,9 @@ describe("live page against the real daemon and simulator", () => {
   it("turns red and says why when the model freezes again within the cooldown", async () => {
     scenario.simulator.setFault({ name: "runner-deadlock", model: MODEL });
     await expectState("frozen");
-    await expect.poll(() => card().locator(".reason").textContent()).toMatch(/kill-runner waits — cooldown/);
+    await expect
+      .poll(() => card().locator(".reason").textContent(), { timeout: 10_000 })
+      .toMatch(/kill-runner waits — cooldown/);
     expect(await card().locator(".reason").textContent()).toMatch(/canary on .* got no token for/);
     expect(await card().locator(".since").textContent()).toMatch(/^since \d\d:\d\d:\d\d \(\d+ s\)$/);
     await expect.poll(() => fact("Frozen for").textContent()).toMatch(/^\d+ s$/);
