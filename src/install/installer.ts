@@ -119,17 +119,7 @@ export async function runInstall(options: InstallerOptions): Promise<number> {
     print("✗ install changes the system: run it as root (sudo), or see it first with --dry-run");
     return 1;
   }
-  const previous = (
-    await observe({
-      paths: [],
-      live: false,
-      user: layout.user,
-      unitName: layout.unitName,
-      manifestPath: layout.manifestPath,
-      exec,
-      ...(options.root ? { root: options.root } : {}),
-    })
-  ).manifest;
+  const previous = await installedManifest(layout, exec, options.root);
   const configFileExists =
     options.config !== undefined || existsSync(hostPath(options.root, layout.configPath));
   const loaded = loadInstallConfig(options);
@@ -219,16 +209,7 @@ export async function runUninstall(options: InstallerOptions): Promise<number> {
     print("✗ uninstall changes the system: run it as root (sudo), or see it first with --dry-run");
     return 1;
   }
-  const first = await observe({
-    paths: [],
-    live: false,
-    user: layout.user,
-    unitName: layout.unitName,
-    manifestPath: layout.manifestPath,
-    exec,
-    ...(options.root ? { root: options.root } : {}),
-  });
-  const manifest: Manifest | undefined = first.manifest;
+  const manifest: Manifest | undefined = await installedManifest(layout, exec, options.root);
   const observed = await observe({
     paths: manifest ? pathsOfManifest(manifest) : [],
     live,
@@ -277,6 +258,24 @@ async function verifyGuard(dropIn: ProxyDropIn, deadline: number, fetch?: FetchF
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** What the last install recorded (its manifest), read without probing the live service. */
+async function installedManifest(
+  layout: InstallLayout,
+  exec: Exec,
+  root: string | undefined,
+): Promise<Manifest | undefined> {
+  const observed = await observe({
+    paths: [],
+    live: false,
+    user: layout.user,
+    unitName: layout.unitName,
+    manifestPath: layout.manifestPath,
+    exec,
+    ...(root ? { root } : {}),
+  });
+  return observed.manifest;
 }
 
 function stepView(root: string | undefined): { withContent: boolean; root?: string } {

@@ -128,6 +128,8 @@ export class Scheduler {
    * Every runner process still alive, listed or not: a load may replace a runner that is stuck
    * stopping (its `loaded` entry is overwritten), and shutdown must still kill it — a process that
    * outlived its simulator would look like an unlisted runner to the next one in the same test.
+   * (Ollama's own shutdown, unloadAllRunners in server/sched.go v0.12.5, closes the loading runner
+   * and every loaded one.)
    */
   private readonly live = new Set<RunnerHandle>();
 
