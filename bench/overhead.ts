@@ -134,7 +134,10 @@ interface Daemon {
  */
 function modulesProbe(file: string): string {
   const code = `import { writeFileSync } from "node:fs"; import { createRequire } from "node:module"; const cache = createRequire(import.meta.url).cache; process.on("exit", () => writeFileSync(${JSON.stringify(file)}, JSON.stringify([...process.moduleLoadList, ...Object.keys(cache)])));`;
-  return `data:text/javascript,${encodeURIComponent(code)}`;
+  // A file, not a data: URL: createRequire needs a file URL or path to start from.
+  const probe = `${file}.probe.mjs`;
+  writeFileSync(probe, code);
+  return probe;
 }
 
 let profileDir: string | undefined;

@@ -3,7 +3,8 @@
  * budget and cooldown, and each action is verified within `verifyWithin` before the next.
  *
  * - Remediation (policy.ts): a frozen model climbs `remediation.ladder` (kill-runner needs the
- *   model's runner; if it cannot be told, that step is skipped); after each action `recovering`
+ *   model's runner proven; if it cannot be, that step is skipped — after up to three ticks of
+ *   looking again when it was proven a moment before); after each action `recovering`
  *   until verified within `verifyWithin`: model → a canary on it (issued once the action's
  *   outcome is back; it carries the reload) answers; down or scheduler → the API and /api/ps
  *   answer after the restart finished. After kill-runner the reload may outlast `verifyWithin`
@@ -99,6 +100,11 @@ export function startRemediation(t: Tick, problem: Problem): Judgement {
   return issueStep(t, stateFor(problem.scope), "");
 }
 
+/** How long kill-runner waits for a runner it proved before to be proven again: three ticks. */
+export function proofPatience(config: Config): number {
+  return 3 * config.interval;
+}
+
 export function pendingMonos(m: TargetMemory): number[] {
   return m.pendingAction ? [m.pendingAction.mono] : [];
 }
@@ -117,10 +123,9 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
   for (;;) {
     const kind = ladder[r.step];
     let runner: ProcessSample | undefined;
-    if (r.held && now < r.held.untilMono) {
-      const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix)].filter(Boolean).join("; ");
-      return { state, reason: `${lead}; ${r.held.why}`, frozenForMs };
-    }
+    const lead = (...more: string[]) =>
+      [prefix, r.problem, ...r.history.filter((h) => h !== prefix), ...more].filter(Boolean).join("; ");
+    if (r.held && now < r.held.untilMono) return { state, reason: `${lead()}; ${r.held.why}`, frozenForMs };
     const heldWhy = r.held ? `${r.held.why}; trying again` : "";
     r.held = undefined;
     if (kind === "kill-runner") {
@@ -129,7 +134,15 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
         ? provenRunner(mm, t.obs.processes)
         : { why: `${r.model ?? "the model"} is not known` };
       if ("runner" in proof) runner = proof.runner;
-      else {
+      else if (mm?.runnerProvenMono !== undefined && now - mm.runnerProvenMono <= proofPatience(config)) {
+        // Proven a moment ago, not now (a procfs scan that missed its deadline on a loaded host, a
+        // process list read mid-change): a restart drops every model, so look again first.
+        return {
+          state,
+          reason: `${lead()}; kill-runner waits: ${proof.why} (its runner was proven ${formatMs(now - mm.runnerProvenMono)} ago; looking again)`,
+          frozenForMs,
+        };
+      } else {
         r.history.push(`kill-runner skipped: ${proof.why}`);
         const next = nextLadderStep(ladder, r.step + 1, r.scope);
         if (next === undefined) return exhaustLadder(t, r, r.history.at(-1) ?? "");
@@ -141,15 +154,13 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     if (!gate.open && gate.why === "budget") {
       return exhaust(t, r.scope, r.problemSinceMono, `${r.problem}; ${gate.text} — stopped acting`);
     }
-    const lead = [prefix, r.problem, ...r.history.filter((h) => h !== prefix), heldWhy]
-      .filter(Boolean)
-      .join("; ");
-    if (!gate.open) return { state, reason: `${lead}; ${kind} waits — ${gate.text}`, frozenForMs };
+    const said = lead(heldWhy);
+    if (!gate.open) return { state, reason: `${said}; ${kind} waits — ${gate.text}`, frozenForMs };
     const drain =
       kind === "restart"
         ? drainGate(m.outOfRotationSinceMono, now, config.remediation.drainFor)
         : ({ open: true } as const);
-    if (!drain.open) return { state, reason: `${lead}; ${drain.text}`, frozenForMs };
+    if (!drain.open) return { state, reason: `${said}; ${drain.text}`, frozenForMs };
     const dryRun = config.remediation.dryRun ? " (dry run)" : "";
     if (kind === "kill-runner" && runner && r.model) {
       const command: Command = {
@@ -174,7 +185,7 @@ function issueStep(t: Tick, state: WatchdogState, prefix: string): Judgement {
     m.pendingAction = { action, mono: now };
     r.actions.push(action);
     const target = runner ? ` ${runner.pid}` : "";
-    return { state, reason: `${lead} → ${action}${target}${dryRun}`, frozenForMs };
+    return { state, reason: `${said} → ${action}${target}${dryRun}`, frozenForMs };
   }
 }
 

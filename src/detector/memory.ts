@@ -37,6 +37,8 @@ export interface ModelMemory {
   /** expires_at minus the observation's wall time at the last poll. */
   expiryLeadMs: number | undefined;
   runnerPid: number | undefined;
+  /** When kill-runner could last prove this model's runner (runners.ts provenRunner). */
+  runnerProvenMono?: number;
   lastCanaryIssuedMono: number | undefined;
   lastCanaryOkMono: number | undefined;
   /** The last chunk the stall guard saw streamed to a client for this model (proves it loaded). */

@@ -25,7 +25,7 @@ import type { LoadedModel, Observation } from "../core/types.js";
 import { formatMs } from "../remediation/policy.js";
 import { parseExpiry } from "./keep-alive.js";
 import type { ModelMemory, RunnerMemory, TargetMemory } from "./memory.js";
-import { runnerForModel, sameProcess } from "./runners.js";
+import { provenRunner, runnerForModel, sameProcess } from "./runners.js";
 import type { RunnerRate } from "./tick.js";
 import { lastTokenFor } from "./traffic-tokens.js";
 
@@ -200,6 +200,7 @@ export function trackModels(
       // Keep the last known runner while none is found (killed, not yet reloaded): the next one
       // to serve the model is then a change, a reload in progress.
       if (runner) mm.runnerPid = runner.pid;
+      if ("runner" in provenRunner(mm, obs.processes)) mm.runnerProvenMono = now;
     }
   }
   for (const [name, mm] of Object.entries(m.models)) {

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../core/fs.js";
+import { type SocketTool, socketToolScript } from "./tool-server.js";
 
 /** The package root, found upward from this module (works from src/ under vitest and from dist/). */
 function packageRoot(): string {
@@ -45,4 +46,18 @@ export function writeToolWrapper(path: string, entry: ToolEntry, env: Record<str
     "",
   ].join("\n");
   writeFileAtomic(path, script, 0o755);
+}
+
+/**
+ * The stand-in at `path` for a tool the simulator answers over its socket (./tool-server.ts): a
+ * shell script, and beside it (`.<name>.js`) the Node stand-in it runs when the socket is silent.
+ */
+export function writeSocketToolWrapper(
+  path: string,
+  tool: SocketTool,
+  entry: ToolEntry,
+  env: Record<string, string>,
+): void {
+  writeToolWrapper(join(dirname(path), `.${basename(path)}.js`), entry, env);
+  writeFileAtomic(path, socketToolScript(tool), 0o755);
 }

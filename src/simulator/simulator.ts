@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../core/fs.js";
 import { type Logger, silentLogger } from "../core/log.js";
 import { buildCatalog, type CatalogModel, DEFAULT_MODELS, findModel, loadedSizeBytes } from "./catalog.js";
-import { distEntry, writeToolWrapper } from "./dist-paths.js";
+import { distEntry, writeSocketToolWrapper } from "./dist-paths.js";
 import type { ActiveFault, FaultEffects, FaultHost } from "./faults/fault.js";
 import { FaultParamError } from "./faults/fault.js";
 import { findFault } from "./faults/index.js";
@@ -23,6 +23,8 @@ import { discoveryArgs, discoveryProgram, type OllamaProfile, resolveProfile } f
 import { freePort, TITLE_PADDING } from "./runner-handle.js";
 import { DISCOVERY_MS_ENV, RUNNER_PROGRAM_ENV } from "./runner-protocol.js";
 import { type LoadedRunner, Scheduler } from "./scheduler.js";
+import { journalctlAnswer, nvidiaSmiAnswer } from "./tool-answers.js";
+import { startToolServer, TOOL_SOCKET, type ToolServer } from "./tool-server.js";
 import type {
   FaultSpec,
   RunnerInfo,
@@ -88,6 +90,7 @@ export class SimulatorShell implements Simulator {
   private startedAtWall = Date.now();
   private currentPhase: SimulatorPhase = "starting";
   private gpuWriteTimer: NodeJS.Timeout | undefined;
+  private toolServer: ToolServer | undefined;
 
   constructor(private readonly options: SimulatorOptions) {
     this.profile = resolveProfile(options.ollamaVersion);
@@ -119,6 +122,11 @@ export class SimulatorShell implements Simulator {
     }
     this.writeNvidiaSmiWrapper();
     this.writeJournalctlWrapper();
+    this.toolServer = await startToolServer(join(this.stateDir, TOOL_SOCKET), (tool, args) =>
+      tool === "nvidia-smi"
+        ? nvidiaSmiAnswer(args, this.gpuStatePath)
+        : journalctlAnswer(args, this.serverLogPath),
+    );
     this.journal = new JournalWriter(
       this.serverLogPath,
       this.options.journalUnit ?? "ollama.service",
@@ -186,6 +194,7 @@ export class SimulatorShell implements Simulator {
     this.fault?.active.stop?.();
     await this.goDown();
     clearTimeout(this.gpuWriteTimer);
+    await this.toolServer?.close();
     this.journal?.close();
     if (this.ownsStateDir) rmSync(this.stateDir, { recursive: true, force: true });
     else this.writeGpuState();
@@ -540,11 +549,15 @@ export class SimulatorShell implements Simulator {
   }
 
   private writeNvidiaSmiWrapper(): void {
-    writeToolWrapper(this.nvidiaSmiPath, "fake-nvidia-smi", { [GPU_STATE_ENV]: this.gpuStatePath });
+    writeSocketToolWrapper(this.nvidiaSmiPath, "nvidia-smi", "fake-nvidia-smi", {
+      [GPU_STATE_ENV]: this.gpuStatePath,
+    });
   }
 
   private writeJournalctlWrapper(): void {
-    writeToolWrapper(this.journalctlPath, "fake-journalctl", { [JOURNAL_FILE_ENV]: this.serverLogPath });
+    writeSocketToolWrapper(this.journalctlPath, "journalctl", "fake-journalctl", {
+      [JOURNAL_FILE_ENV]: this.serverLogPath,
+    });
   }
 
   private scheduleGpuWrite(): void {

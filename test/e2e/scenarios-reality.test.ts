@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseDuration } from "../../src/config/duration.js";
 import type { Command } from "../../src/core/types.js";
 import type { FaultSpec } from "../../src/simulator/types.js";
+import { DETECTION_BOUND, SLACK, wallWindow } from "../support/rows.js";
 import { MODEL, SCALED, type Scenario, startScenario } from "../support/scenario.js";
 import { waitFor } from "../support/wait.js";
 
@@ -18,10 +19,6 @@ const interval = ms(SCALED.interval);
 const freezeAfter = ms(SCALED.detection.freezeAfter);
 const canaryEvery = ms(SCALED.detection.canary.every);
 const loadGrace = ms(SCALED.detection.loadGrace);
-/** DESIGN bound for F1: canary.every + freezeAfter + interval (135 s at defaults). */
-const DETECTION_BOUND = canaryEvery + freezeAfter + interval;
-/** Slack for process scheduling on a loaded 2-core CI machine (as in scenarios-failures). */
-const SLACK = 4 * interval;
 const OTHER = "qwen2.5:0.5b";
 const EMBED = "nomic-embed-text:latest";
 
@@ -343,8 +340,8 @@ describe.each(PRE_0_32_4)("Ollama %s: a scheduler freeze as it happens, /api/ps 
     await s.loadModelAndSettle();
     s.simulator.setFault({ name: "scheduler-deadlock" });
     const from = s.records.length;
-    // Each tick now waits out /api/ps's apiTimeout: count ticks, not wall time.
-    await waitFor(() => s.records.length - from >= (4 * freezeAfter) / interval, { timeoutMs: 60_000 });
+    // Each tick now waits out /api/ps's apiTimeout (≈ 3 intervals): a wall window, with ticks enough.
+    await wallWindow(s, 4 * freezeAfter, 8);
     expect(actionsSince(s, from)).toEqual([]);
     expect(s.records.slice(from).some((r) => /\/api\/ps failing/.test(r.verdict.reason))).toBe(true);
     expect(await generationSucceeds(s.simulator.url, MODEL)).toBe(true);
@@ -355,8 +352,9 @@ describe("Ollama 0.20 on a 48 GiB GPU: keep-alive residency under an hour of can
   it("a client omitting keep_alive keeps the server's; canaries never reload; unused, the model unloads within 2× keep-alive", async () => {
     // 0.15.5–0.24 with ≥ 47 GiB: the default context (262144) is clamped in /api/ps (131072) but
     // kept unclamped by the runner, so a canary that sent /api/ps's value back would reload it.
-    const keepAliveMs = ms("5m") / 40;
-    const hourMs = ms("1h") / 40;
+    // At 1/60 (SCALED is 1/40): an hour of canaries in a minute.
+    const keepAliveMs = ms("5m") / 60;
+    const hourMs = ms("1h") / 60;
     scenario = await startScenario({
       ollamaVersion: "0.20",
       journal: true,
@@ -378,13 +376,27 @@ describe("Ollama 0.20 on a 48 GiB GPU: keep-alive residency under an hour of can
       let lastRealEnd = performance.now();
       // The expiry against when the request ended (it cannot be earlier than that + keep-alive
       // − delivery) and against when /api/ps answered (nor later than that + keep-alive): a slow
-      // /api/ps on a loaded machine moves neither bound.
+      // /api/ps on a loaded machine moves neither bound. While any request holds the runner (a
+      // canary in flight), Ollama lists the expiry its previous release set (expiresAt is set
+      // only when refCount drops to 0, processCompleted in server/sched.go; PsHandler reports it
+      // as is), so the expiry is read once nothing holds the runner.
       const fromEnd: number[] = [];
       const fromPs: number[] = [];
+      const unreferenced = async () => {
+        const state = (await (await fetch(`${s.simulator.url}/_sim/state`)).json()) as {
+          runners: Array<{ refCount: number }>;
+        };
+        return state.runners.every((r) => r.refCount === 0);
+      };
       while (performance.now() - started < hourMs) {
         await use();
         lastRealEnd = performance.now();
         const endWall = Date.now();
+        await waitFor(unreferenced, {
+          timeoutMs: 10_000,
+          everyMs: 20,
+          what: "no request holding the runner",
+        });
         const listed = (await ollama.ps()).models.find((m) => m.name === MODEL);
         const expires = new Date(listed?.expires_at as unknown as string).getTime();
         fromEnd.push(expires - endWall);

@@ -27,7 +27,10 @@ detection:
   downAfter: 2
   freezeAfter: 3s
   startupGrace: 2s
-  loadGrace: 5s
+  # The verification canary after kill-runner waits loadGrace + canary.timeout, and the reload
+  # behind it first waits out Ollama's 5 s for the killed runner's VRAM (waitForVRAMRecovery,
+  # server/sched.go): 5 s left a 2-core CI machine about a second to spawn the runner.
+  loadGrace: 10s
   canary: { every: 2s, timeout: 2s }
 remediation:
   cooldown: 1s
@@ -103,6 +106,13 @@ describe("installed in a real systemd (nspawn)", () => {
       "-d",
       JSON.stringify({ model, prompt: "hi", stream: false, options: { num_predict: 1 } }),
     ]);
+  /** What both services logged lately: the why of a failed expectation. */
+  const journals = async () => {
+    const tail = async (unit: string) =>
+      (await machine.exec(["journalctl", "-u", unit, "-o", "short-precise", "--no-pager", "-n", "60"]))
+        .stdout;
+    return `--- ollama-watchdog.service\n${await tail("ollama-watchdog.service")}\n--- ollama.service\n${await tail("ollama.service")}`;
+  };
   /** Loads a model and waits until the watchdog has seen it answer a canary. */
   const loadedModel = async () => {
     const tags = JSON.parse((await curl(["http://127.0.0.1:11434/api/tags"])).stdout) as {
@@ -274,7 +284,8 @@ describe("installed in a real systemd (nspawn)", () => {
       },
       { timeoutMs: 60_000, everyMs: 500, what: "healed: healthy again, an action spent, a generation works" },
     );
-    expect(await show("ollama.service", "InvocationID")).toBe(invocation);
+    const restarted = (await show("ollama.service", "InvocationID")) !== invocation;
+    expect(restarted, restarted ? await journals() : "").toBe(false);
   });
 
   it("a scheduler-level freeze gets ollama.service really restarted (its InvocationID changes)", async () => {

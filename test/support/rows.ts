@@ -137,19 +137,20 @@ async function ticks(s: Scenario, count: number, timeoutMs = count * interval * 
 }
 
 /**
- * Waits `windowMs` of wall time, and at least two ticks: the detector's own clocks (freezeAfter,
- * canary.every, loadGrace) are wall time, so a window of N × freezeAfter gives it N chances to act
- * however long each tick takes on the machine (a tick spawns the nvidia-smi and journalctl stand-ins).
+ * Waits `windowMs` of wall time, and at least `minTicks` ticks: the detector's own clocks
+ * (freezeAfter, canary.every, loadGrace) are wall time, so a window of N × freezeAfter gives it N
+ * chances to act however long each tick takes on the machine (a tick spawns the nvidia-smi and
+ * journalctl stand-ins, and waits out apiTimeout while /api/ps hangs).
  */
-async function wallWindow(s: Scenario, windowMs: number): Promise<number> {
+export async function wallWindow(s: Scenario, windowMs: number, minTicks = 2): Promise<number> {
   const from = s.records.length;
   const startWall = Date.now();
   await waitFor(
     () => {
       const last = s.records.at(-1);
-      return s.records.length - from >= 2 && last !== undefined && last.wall - startWall >= windowMs;
+      return s.records.length - from >= minTicks && last !== undefined && last.wall - startWall >= windowMs;
     },
-    { timeoutMs: windowMs * 4, what: `a ${windowMs} ms window` },
+    { timeoutMs: Math.max(windowMs * 4, 60_000), what: `a ${windowMs} ms window of ${minTicks}+ ticks` },
   );
   return from;
 }
@@ -299,8 +300,8 @@ export const FAILURE_ROWS: readonly Row[] = [
     async run(s) {
       await s.loadModelAndSettle();
       s.simulator.setFault({ name: "scheduler-deadlock" });
-      // Each tick now waits out /api/ps's apiTimeout: count ticks, not wall time.
-      const from = await ticks(s, (4 * freezeAfter) / interval, 60_000);
+      // Each tick now waits out /api/ps's apiTimeout (≈ 3 intervals): a wall window, with ticks enough.
+      const from = await wallWindow(s, 4 * freezeAfter, 8);
       const since = s.records.slice(from);
       expect(remediationCommands(since)).toEqual([]);
       expect(since.some((r) => /\/api\/ps failing/.test(r.verdict.reason))).toBe(true);

@@ -578,6 +578,44 @@ describe("decide: ladder, verification, budget", () => {
     expect(world.trace.at(-1)?.reason).toMatch(/has no step for this/);
   });
 
+  it("a runner proven a tick ago but not this tick (procfs scan missed its deadline): kill-runner looks again, then kills it", () => {
+    const world = warmWorld();
+    const stuckPid = world.runnerOf("llama3.2").pid;
+    world.frozen = true;
+    let misses = 0;
+    // The freeze is judged on the tick after the second suspect one: the scan misses on that tick
+    // and on the next; the third finds the runner.
+    world.processesMissed = (w) => {
+      if (w.trace.filter((e) => e.state === "suspect").length < 2 || misses >= 2) return false;
+      misses++;
+      return true;
+    };
+    world.run(5 * MIN, () => world.actions.length === 1);
+    expect(world.actions[0]?.command).toMatchObject({ kind: "kill-runner", pid: stuckPid });
+    expect(
+      world.trace.some((e) => /kill-runner waits: the target's processes were not observed/.test(e.reason)),
+    ).toBe(true);
+  });
+
+  it("a runner proven once and then never again: kill-runner is skipped after three ticks, restart", () => {
+    const world = warmWorld();
+    world.frozen = true;
+    let firstMissT: number | undefined;
+    world.processesMissed = (w) => {
+      if (w.trace.filter((e) => e.state === "suspect").length < 2) return false;
+      firstMissT ??= w.t;
+      return true;
+    };
+    world.run(5 * MIN, () => world.actions.length === 1);
+    expect(world.actions[0]?.command.kind).toBe("restart");
+    const waited = world.trace.filter((e) => /kill-runner waits/.test(e.reason)).map((e) => e.t);
+    expect(waited.length).toBeGreaterThan(0);
+    expect(Math.max(...waited) - (firstMissT as number)).toBeLessThanOrEqual(3 * world.config.interval);
+    expect(world.trace.at(-1)?.reason).toMatch(
+      /kill-runner skipped: the target's processes were not observed/,
+    );
+  });
+
   it("kill-runner is skipped when the model's runner cannot be told apart", () => {
     const world = warmWorld();
     // A second runner nobody can attribute (no --model path match, not the only one).

@@ -110,6 +110,8 @@ export class World {
   reloadMs: Record<string, number> = {};
   runners: SimRunner[] = [];
   actionFailure: ((command: Command) => string | undefined) | undefined;
+  /** True on ticks whose procfs scan missed its deadline (no process view that tick). */
+  processesMissed: (world: World) => boolean = () => false;
 
   memory: TargetMemory;
   ledger: PastAction[] = [];
@@ -211,19 +213,7 @@ export class World {
       api: apiUp ? { up: true, latencyMs: 3, version: this.version } : { up: false, error: this.apiError },
       canaryResults: results.map((c) => c.result),
       canariesInFlight: inFlight,
-      processes: {
-        server: [sample(this.serverPid, this.serverStart, "S", 5, "ollama serve")],
-        runners: this.runners.map((r) =>
-          sample(
-            r.pid,
-            r.startSeconds,
-            r.state,
-            r.cpuSeconds,
-            `ollama runner --model /blobs/sha256-${r.model} --port ${r.pid}`,
-            this.serverPid,
-          ),
-        ),
-      },
+      ...(this.processesMissed(this) ? {} : { processes: this.processView() }),
       collectors: [],
       actionResults: outcomes,
     };
@@ -247,6 +237,22 @@ export class World {
       this.pendingJournalEvidence = [];
     }
     return observation;
+  }
+
+  private processView(): NonNullable<Observation["processes"]> {
+    return {
+      server: [sample(this.serverPid, this.serverStart, "S", 5, "ollama serve")],
+      runners: this.runners.map((r) =>
+        sample(
+          r.pid,
+          r.startSeconds,
+          r.state,
+          r.cpuSeconds,
+          `ollama runner --model /blobs/sha256-${r.model} --port ${r.pid}`,
+          this.serverPid,
+        ),
+      ),
+    };
   }
 
   private loadedModel(m: SimModel): LoadedModel {
