@@ -173,7 +173,7 @@ export class Telemetry {
     );
     gauge(
       "ollama_models_available",
-      "Models available (/api/tags); absent when /api/tags failed.",
+      "Models available (/api/tags, asked once a minute); absent while /api/tags fails.",
       ["target"],
       (set, s) => {
         for (const t of s.targets) {

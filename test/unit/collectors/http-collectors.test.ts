@@ -2,7 +2,13 @@ import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { apiCollector } from "../../../src/collectors/api.js";
 import { blobFromModelfile, parsePsResponse, psCollector } from "../../../src/collectors/ps.js";
-import { parseTagsResponse, tagsCollector } from "../../../src/collectors/tags.js";
+import {
+  createTagsCollector,
+  parseTagsResponse,
+  TAGS_REFRESH_MS,
+  tagsCollector,
+} from "../../../src/collectors/tags.js";
+import { ManualClock } from "../../../src/core/clock.js";
 import { waitFor } from "../../support/wait.js";
 import { json, startServer, type TestServer, testContext } from "./support.js";
 
@@ -192,6 +198,44 @@ describe("tags collector", () => {
     expect(parseTagsResponse({ models: [{ model: "only-model-key" }, {}, null] })).toEqual([
       "only-model-key",
     ]);
+  });
+
+  it("asks at most once a minute per target, and answers with the last list in between", async () => {
+    let asked = 0;
+    const { url } = await ollama({
+      "/api/tags": (r) => {
+        asked++;
+        json(r, 200, { models: [{ name: `model-${asked}` }] });
+      },
+    });
+    const clock = new ManualClock();
+    const collector = createTagsCollector();
+    const ctx = { ...contextFor(url), clock };
+    const models = async () => {
+      const output = await collector.collect(ctx);
+      return output.applies ? output.value.models : undefined;
+    };
+    expect(await models()).toEqual(["model-1"]);
+    clock.advance(TAGS_REFRESH_MS - 1);
+    expect(await models()).toEqual(["model-1"]);
+    expect(asked).toBe(1);
+    clock.advance(1);
+    expect(await models()).toEqual(["model-2"]);
+    // Another target is asked on its own schedule.
+    const other = { ...ctx, target: { ...ctx.target, name: "other" } };
+    await collector.collect(other);
+    expect(asked).toBe(3);
+  });
+
+  it("a failure is not remembered: the next tick asks again", async () => {
+    let fail = true;
+    const { url } = await ollama({
+      "/api/tags": (r) => (fail ? json(r, 500, { error: "disk" }) : json(r, 200, { models: [] })),
+    });
+    const collector = createTagsCollector();
+    await expect(collector.collect(contextFor(url))).rejects.toThrow("/api/tags: HTTP 500: disk");
+    fail = false;
+    expect(await collector.collect(contextFor(url))).toMatchObject({ applies: true, value: { models: [] } });
   });
 
   it("a hang is an error at apiTimeout", async () => {
