@@ -86,10 +86,22 @@ function runnerArgv(argv: string[]): string[] {
   return present.length === 1 ? (present[0] as string).trim().split(/\s+/) : argv;
 }
 
+/** A command line and what every target's scan asks of it, worked out once per process. */
+interface CommandLine {
+  /** Its arguments joined by spaces: what `processes.server` / `processes.runner` match. */
+  text: string;
+  /** `--model` and `--port`, when it has them. */
+  runner: { modelPath?: string; port?: number };
+}
+
+function commandLine(argv: string[]): CommandLine {
+  return { text: argv.join(" ").trim(), runner: parseRunnerArgs(runnerArgv(argv)) };
+}
+
 interface ScannedProcess {
   stat: ProcStat;
   /** undefined when it could not be read in time (a process in D state can block the read). */
-  argv: string[] | undefined;
+  command: CommandLine | undefined;
 }
 
 /** How long a cmdline read of a process in D state may take before the scan goes on without it. */
@@ -106,7 +118,7 @@ export interface ScanTarget {
 
 /** A runner serves a model: it names the weights (`--model`). GPU discovery children do not. */
 function servesModel(process: ScannedProcess): boolean {
-  return process.argv !== undefined && parseRunnerArgs(runnerArgv(process.argv)).modelPath !== undefined;
+  return process.command?.runner.modelPath !== undefined;
 }
 
 /**
@@ -125,7 +137,7 @@ function servesModel(process: ScannedProcess): boolean {
  * candidates listen on which port.
  */
 export class ProcessScanner {
-  private readonly argvCache = new Map<string, string[]>();
+  private readonly argvCache = new Map<string, CommandLine>();
   /** The walk in progress per procfs root: targets scanning in the same tick share one walk. */
   private readonly walks = new Map<string, Promise<ScannedProcess[]>>();
   /** Per process key and port: how it was proven the listener, or when it was seen not to be. */
@@ -136,10 +148,10 @@ export class ProcessScanner {
 
   async scan(procRoot: string, target: ScanTarget): Promise<ProcessView> {
     const scanned = await this.walk(procRoot);
-    const text = (process: ScannedProcess) => (process.argv ?? []).join(" ").trim();
+    const text = (process: ScannedProcess) => process.command?.text ?? "";
     const byPid = new Map(scanned.map((p) => [p.stat.pid, p]));
     const patternServers = scanned.filter(
-      (p) => p.argv && target.server.test(text(p)) && !target.runner.test(text(p)),
+      (p) => p.command && target.server.test(p.command.text) && !target.runner.test(p.command.text),
     );
     const samples = (list: ScannedProcess[]) => Promise.all(list.map((p) => this.sample(procRoot, p)));
     const childrenOf = (servers: ScannedProcess[], owned: (p: ScannedProcess) => boolean) => {
@@ -147,7 +159,9 @@ export class ProcessScanner {
       return scanned.filter((p) => pids.has(p.stat.ppid) && owned(p));
     };
     const unprovable = async (why: string): Promise<ProcessView> => {
-      const patternRunners = scanned.filter((p) => p.argv && target.runner.test(text(p)) && servesModel(p));
+      const patternRunners = scanned.filter(
+        (p) => p.command && target.runner.test(p.command.text) && servesModel(p),
+      );
       return { server: await samples(patternServers), runners: await samples(patternRunners), unproven: why };
     };
 
@@ -217,7 +231,8 @@ export class ProcessScanner {
   }
 
   /**
-   * One pass over procfs: stat of every process, argv from the cache where the process is known.
+   * One pass over procfs: stat of every process, its command line from the cache where the process
+   * is known (read and parsed once, then shared by every target's scan).
    * Concurrent callers (one per target, all in the same tick) share the pass in progress.
    */
   private walk(procRoot: string): Promise<ScannedProcess[]> {
@@ -248,14 +263,14 @@ export class ProcessScanner {
     try {
       const stat = parseStat(await readProcFile(join(procRoot, pid, "stat")));
       if (!stat) return undefined;
-      return { stat, argv: await this.readArgv(procRoot, stat) };
+      return { stat, command: await this.readCommand(procRoot, stat) };
     } catch {
       // Vanished mid-scan (ENOENT/ESRCH), unreadable (hidepid) or stuck: not one we can judge.
       return undefined;
     }
   }
 
-  private async readArgv(procRoot: string, stat: ProcStat): Promise<string[] | undefined> {
+  private async readCommand(procRoot: string, stat: ProcStat): Promise<CommandLine | undefined> {
     const key = this.key(procRoot, stat);
     const cached = this.argvCache.get(key);
     if (cached) return cached;
@@ -263,9 +278,9 @@ export class ProcessScanner {
     try {
       const raw =
         stat.state === "D" ? await readProcFileAside(path, STUCK_READ_MS) : await readProcFile(path);
-      const argv = parseCmdline(raw);
-      this.argvCache.set(key, argv);
-      return argv;
+      const command = commandLine(parseCmdline(raw));
+      this.argvCache.set(key, command);
+      return command;
     } catch (error) {
       if (stat.state === "D" || error instanceof ProcReadError) return undefined;
       throw error;
@@ -284,15 +299,15 @@ export class ProcessScanner {
   }
 
   private async sample(procRoot: string, process: ScannedProcess): Promise<ProcessSample> {
-    const { stat, argv = [] } = process;
+    const { stat, command } = process;
     const sample: ProcessSample = {
       pid: stat.pid,
       ppid: stat.ppid,
-      cmdline: argv.join(" ").trim(),
+      cmdline: command?.text ?? "",
       state: stat.state,
       cpuSeconds: (stat.utimeTicks + stat.stimeTicks) / CLK_TCK,
       startSeconds: stat.startTicks / CLK_TCK,
-      ...parseRunnerArgs(runnerArgv(argv)),
+      ...command?.runner,
     };
     try {
       const rssBytes = parseStatusRssBytes(await readProcFile(join(procRoot, String(stat.pid), "status")));

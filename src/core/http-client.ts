@@ -118,6 +118,23 @@ function responseOf(res: IncomingMessage, signal: AbortSignal | undefined): Fetc
       }
       return Buffer.concat(chunks).toString("utf8");
     },
+    async textUpTo(maxBytes) {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      try {
+        for await (const chunk of res) {
+          total += (chunk as Buffer).byteLength;
+          if (total > maxBytes) {
+            res.destroy();
+            return undefined;
+          }
+          chunks.push(chunk as Buffer);
+        }
+      } catch (error) {
+        throw bodyError(error, signal);
+      }
+      return Buffer.concat(chunks, total).toString("utf8");
+    },
   };
 }
 

@@ -16,6 +16,11 @@ export interface FetchResponse {
   readonly headers: { get(name: string): string | null };
   readonly body: ReadableStream | null;
   text(): Promise<string>;
+  /**
+   * The body as UTF-8 text, or undefined (the connection dropped) once it passes `maxBytes`: what
+   * readBodyCapped does over `body`, without a web stream per answer (httpFetch has it).
+   */
+  textUpTo?(maxBytes: number): Promise<string | undefined>;
 }
 export type FetchFn = (url: string, init?: FetchInit) => Promise<FetchResponse>;
 
@@ -48,8 +53,13 @@ function formatBytes(bytes: number): string {
  * still ends a slow drip.
  */
 export async function readBodyCapped(response: FetchResponse, maxBytes: number): Promise<string> {
-  if (!response.body) return "";
   const declared = Number(response.headers.get("content-length"));
+  if (response.textUpTo && !(declared > maxBytes)) {
+    const text = await response.textUpTo(maxBytes);
+    if (text === undefined) throw new BodyTooLargeError(maxBytes);
+    return text;
+  }
+  if (!response.body) return "";
   if (declared > maxBytes) {
     await response.body.cancel().catch(() => undefined);
     throw new BodyTooLargeError(maxBytes);

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.js";
+import type { FetchFn } from "../core/http.js";
 import type { Logger } from "../core/log.js";
 import type { ConfiguredReceiver } from "./kind.js";
 import { DeliveryError, type Notice } from "./notice.js";
@@ -28,7 +29,7 @@ export interface DeliveryPolicy {
 export interface DispatcherDeps {
   clock: Clock;
   log: Logger;
-  fetch: typeof fetch;
+  fetch: FetchFn;
   count: (receiver: string, result: DeliveryResult) => void;
 }
 

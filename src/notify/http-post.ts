@@ -1,4 +1,4 @@
-import { describeFetchError } from "../core/http.js";
+import { describeFetchError, type FetchResponse } from "../core/http.js";
 import { DeliveryError, type SendContext } from "./notice.js";
 
 /**
@@ -10,7 +10,7 @@ export async function post(
   init: { headers: Record<string, string>; body: string },
   ctx: SendContext,
 ): Promise<void> {
-  let response: Response;
+  let response: FetchResponse;
   try {
     response = await ctx.fetch(url, {
       method: "POST",

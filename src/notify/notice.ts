@@ -1,3 +1,4 @@
+import type { FetchFn } from "../core/http.js";
 import type { NoticeKind } from "./schema.js";
 
 /** What a receiver is asked to deliver: one message, already worded (src/notify/message.ts). */
@@ -21,7 +22,7 @@ export interface SendContext {
   signal: AbortSignal;
   /** The attempt's deadline, for clients that take one (SMTP). */
   timeoutMs: number;
-  fetch: typeof fetch;
+  fetch: FetchFn;
 }
 
 /** Why an attempt failed; `retry: false` for answers a retry cannot change (HTTP 4xx, a bad secret). */

@@ -1,6 +1,8 @@
 import type { EventEmitter } from "node:events";
 import { Counter, type Registry } from "prom-client";
 import type { Clock } from "../core/clock.js";
+import type { FetchFn } from "../core/http.js";
+import { httpFetch } from "../core/http-client.js";
 import type { Logger } from "../core/log.js";
 import type { IncidentSummary } from "../core/types.js";
 import type { IncidentRecorder } from "../incidents/recorder.js";
@@ -17,7 +19,7 @@ export interface NotificationsOptions {
   listenUrl: string;
   clock: Clock;
   log: Logger;
-  fetch?: typeof fetch;
+  fetch?: FetchFn;
   env?: NodeJS.ProcessEnv;
   /** Where ollama_watchdog_notifications_total is registered (the daemon's /metrics). */
   registry?: Registry;
@@ -67,7 +69,7 @@ export class Notifications {
       outbox: new Outbox(createReceiver(receiverConfig, options.env), policy, {
         clock: options.clock,
         log: log.child({ component: "notify" }),
-        fetch: options.fetch ?? fetch,
+        fetch: options.fetch ?? httpFetch,
         count: (receiver, result) => counter?.inc({ receiver, result }),
       }),
     }));

@@ -191,6 +191,21 @@ describe("httpFetch (node:http behind the FetchFn seam)", () => {
     expect(describeFetchError(error)).toBe("unsupported URL scheme ftp:");
   });
 
+  it("textUpTo reads a body up to its cap, and past it drops the connection without reading on", async () => {
+    const small = await httpFetch(`${base}/json`);
+    expect(await small.textUpTo?.(1024)).toBe('{"version":"0.12.5","text":"héllo"}');
+    const streaming = await httpFetch(`${base}/stream-cap`);
+    const res = await heldAnswer("/stream-cap");
+    const read = streaming.textUpTo?.(64);
+    res.write(`${"x".repeat(100)}\n`);
+    expect(await read).toBeUndefined();
+    await waitFor(() => connectionOf(res)?.closed, { what: "the connection dropped" });
+    // fetchJson maps it to the cap's error, as it does over a web stream.
+    const capped = fetchJson(`${base}/stream-cap2`, { timeoutMs: 5000, maxBytes: 64 });
+    (await heldAnswer("/stream-cap2")).write(`${"y".repeat(100)}\n`);
+    expect(await capped).toMatchObject({ ok: false, status: 200, error: "answer larger than 0 KiB" });
+  });
+
   it("is fetchJson's default: JSON, HTTP errors and deadlines as data", async () => {
     expect(await fetchJson(`${base}/json`, { timeoutMs: 5000 })).toMatchObject({
       ok: true,
