@@ -77,12 +77,13 @@ export async function runCollector<T, C extends HostCollectorContext>(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     ctx.log.debug({ collector: collector.name, error: message }, "collector failed");
+    // Work of it that may still run (the deadline passed, or one branch failed first) is told to
+    // stop; its late result is ignored. A collector that answered has nothing left running.
+    if (!controller.signal.aborted) controller.abort(new Error(`${collector.name} failed`));
     return { status: statusOf({ applies: true, success: false, error: message }) };
   } finally {
     clearTimeout(deadline);
     ctx.signal.removeEventListener("abort", onParentAbort);
-    // Work still running past the deadline is told to stop; its late result is ignored.
-    if (!controller.signal.aborted) controller.abort(new Error(`${collector.name} finished`));
   }
 }
 

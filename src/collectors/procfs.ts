@@ -48,12 +48,6 @@ export function parseStat(text: string): ProcStat | undefined {
   return parsed;
 }
 
-/** VmRSS from /proc/<pid>/status in bytes; absent for zombies and kernel threads. */
-export function parseStatusRssBytes(text: string): number | undefined {
-  const match = /^VmRSS:\s*(\d+)\s*kB/m.exec(text);
-  return match ? Number(match[1]) * 1024 : undefined;
-}
-
 /** /proc/<pid>/cmdline is NUL-separated argv (with a trailing NUL). */
 export function parseCmdline(raw: string): string[] {
   return raw.split("\0").filter((arg, i, all) => arg !== "" || i < all.length - 1);
@@ -153,16 +147,16 @@ export class ProcessScanner {
     const patternServers = scanned.filter(
       (p) => p.command && target.server.test(p.command.text) && !target.runner.test(p.command.text),
     );
-    const samples = (list: ScannedProcess[]) => Promise.all(list.map((p) => this.sample(procRoot, p)));
+    const samples = (list: ScannedProcess[]) => list.map((p) => this.sample(p));
     const childrenOf = (servers: ScannedProcess[], owned: (p: ScannedProcess) => boolean) => {
       const pids = new Set(servers.map((p) => p.stat.pid));
       return scanned.filter((p) => pids.has(p.stat.ppid) && owned(p));
     };
-    const unprovable = async (why: string): Promise<ProcessView> => {
+    const unprovable = (why: string): ProcessView => {
       const patternRunners = scanned.filter(
         (p) => p.command && target.runner.test(p.command.text) && servesModel(p),
       );
-      return { server: await samples(patternServers), runners: await samples(patternRunners), unproven: why };
+      return { server: samples(patternServers), runners: samples(patternRunners), unproven: why };
     };
 
     if (!target.placement.local) {
@@ -200,7 +194,7 @@ export class ProcessScanner {
       );
     }
     const runners = childrenOf(servers, (p) => servesModel(p) || !text(p));
-    return { server: await samples(servers), runners: await samples(runners) };
+    return { server: samples(servers), runners: samples(runners) };
   }
 
   /** Whether the process listens on the port: proven by its socket, by uid only, or not. */
@@ -298,9 +292,10 @@ export class ProcessScanner {
     }
   }
 
-  private async sample(procRoot: string, process: ScannedProcess): Promise<ProcessSample> {
+  /** A process as the detector sees it, from what the walk already read. */
+  private sample(process: ScannedProcess): ProcessSample {
     const { stat, command } = process;
-    const sample: ProcessSample = {
+    return {
       pid: stat.pid,
       ppid: stat.ppid,
       cmdline: command?.text ?? "",
@@ -309,13 +304,6 @@ export class ProcessScanner {
       startSeconds: stat.startTicks / CLK_TCK,
       ...command?.runner,
     };
-    try {
-      const rssBytes = parseStatusRssBytes(await readProcFile(join(procRoot, String(stat.pid), "status")));
-      if (rssBytes !== undefined) sample.rssBytes = rssBytes;
-    } catch {
-      // Vanished since the stat read (or stuck): the sample above is still what was true a moment ago.
-    }
-    return sample;
   }
 }
 

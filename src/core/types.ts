@@ -64,7 +64,6 @@ export interface ProcessSample {
   cpuSeconds: number;
   /** Process start time since boot, seconds (field 22 / CLK_TCK). Identifies a pid across reuse. */
   startSeconds: number;
-  rssBytes?: number;
   /** Parsed from `--model <path>` when present. */
   modelPath?: string;
   /** Parsed from `--port N` when present. */

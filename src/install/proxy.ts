@@ -19,6 +19,11 @@ export const DEFAULT_PROXY_LISTEN = "127.0.0.1:11434";
  */
 export const DROP_IN_NAME = "zz-ollama-watchdog-proxy.conf";
 
+/** Where the drop-in for an Ollama unit lives. */
+export function dropInPath(unit: string, systemdDir = "/etc/systemd/system"): string {
+  return `${systemdDir}/${fullUnitName(unit)}.d/${DROP_IN_NAME}`;
+}
+
 export interface ProxyDropIn {
   /** The Ollama unit the drop-in moves ("ollama.service"). */
   unit: string;
@@ -86,7 +91,7 @@ export function proxyDropIns(
     }
     dropIns.push({
       unit,
-      path: `${systemdDir}/${unit}.d/${DROP_IN_NAME}`,
+      path: dropInPath(unit, systemdDir),
       content: renderProxyDropIn(ollamaHost, target.proxy.listen),
       ollamaHost,
       listen: target.proxy.listen,

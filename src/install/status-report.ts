@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { nvidiaSmiArgv, parseNvidiaSmiCsv } from "../collectors/gpu-nvidia.js";
 import type { Config } from "../config/schema.js";
 import { type FetchFn, fetchJson } from "../core/http.js";
@@ -5,6 +6,7 @@ import type { GpuSample, IncidentSummary, WatchdogState } from "../core/types.js
 import { ago } from "../fleet/fleet.js";
 import { inRotation } from "../remediation/drain.js";
 import { UNIT_NAME } from "./layout.js";
+import { dropInPath } from "./proxy.js";
 import { type Exec, listenUrl, showUnit, succeeded } from "./system.js";
 
 /**
@@ -41,6 +43,11 @@ export interface StatusReport {
     available: string[] | null;
   };
   gpus: GpuSample[] | null;
+  /**
+   * The stall guards the config sets up: where clients connect, where Ollama is, and the drop-in
+   * that moved Ollama there when `install --proxy` did it.
+   */
+  guards?: Array<{ target: string; listen: string; ollama: string; dropIn?: string }>;
   /** Where the GPU numbers came from. */
   gpuSource: "watchdog" | "nvidia-smi" | "none";
   watchdog: {
@@ -63,7 +70,7 @@ interface TagsBody {
 
 export async function gatherStatus(
   config: Config,
-  options: { url?: string; exec: Exec; fetch?: FetchFn },
+  options: { url?: string; exec: Exec; fetch?: FetchFn; exists?: (path: string) => boolean },
 ): Promise<StatusReport> {
   const url = (options.url ?? config.targets[0]?.url ?? "http://127.0.0.1:11434").replace(/\/$/, "");
   const http = { timeoutMs: config.detection.apiTimeout, ...(options.fetch ? { fetch: options.fetch } : {}) };
@@ -96,6 +103,8 @@ export async function gatherStatus(
       targets: watchdog.body?.targets ?? [],
     },
   };
+  const guards = guardsOf(config, options.exists ?? existsSync);
+  if (guards.length) report.guards = guards;
   if (version.body?.version) report.ollama.version = version.body.version;
   if (!version.ok && version.error) report.ollama.error = version.error;
   if (watchdog.body?.version) report.watchdog.version = watchdog.body.version;
@@ -112,6 +121,21 @@ export async function gatherStatus(
     }
   }
   return report;
+}
+
+function guardsOf(config: Config, exists: (path: string) => boolean): NonNullable<StatusReport["guards"]> {
+  return config.targets.flatMap((target) => {
+    if (!target.proxy) return [];
+    const guard: NonNullable<StatusReport["guards"]>[number] = {
+      target: target.name,
+      listen: target.proxy.listen,
+      ollama: target.url,
+    };
+    const unit = target.restart.systemd?.unit;
+    const dropIn = unit ? dropInPath(unit) : undefined;
+    if (dropIn && exists(dropIn)) guard.dropIn = dropIn;
+    return [guard];
+  });
 }
 
 function serviceWord(unit: Awaited<ReturnType<typeof showUnit>>): string {
@@ -136,6 +160,12 @@ export function formatStatus(report: StatusReport, now: number): string {
     ? o.loaded.map((m) => (m.sizeVram ? `${m.name} (${gib(m.sizeVram)} VRAM)` : m.name)).join(", ")
     : "none";
   lines.push(`Models     loaded: ${loaded}; available: ${o.available === null ? "?" : o.available.length}`);
+  for (const guard of report.guards ?? []) {
+    const how = guard.dropIn
+      ? `Ollama moved behind it by install --proxy (${guard.dropIn})`
+      : "clients must use the guard's address";
+    lines.push(`Guard      ${guard.target}: clients → ${guard.listen} → Ollama ${guard.ollama}; ${how}`);
+  }
   if (!report.gpus || report.gpus.length === 0) {
     lines.push("GPU        none reported");
   } else {

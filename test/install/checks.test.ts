@@ -4,7 +4,7 @@ import type { FetchFn } from "../../src/core/http.js";
 import { doctorExitCode, formatChecks, parseExecStart } from "../../src/install/doctor.js";
 import { formatDrill, MIN_BUDGET_FOR_DRILL, noticed, runDrill } from "../../src/install/drill.js";
 import { CAP_KILL_MASK, type ProcessEntry, parseStatus, pickRunner } from "../../src/install/procfs.js";
-import { formatStatus, type StatusReport } from "../../src/install/status-report.js";
+import { formatStatus, gatherStatus, type StatusReport } from "../../src/install/status-report.js";
 import { lastTickOf, listenUrl, parsePasswdLine, parseShow } from "../../src/install/system.js";
 
 /** The pure parts of doctor, status and drill, table-tested on captured text. */
@@ -165,6 +165,50 @@ describe("status output", () => {
     expect(text).toContain("NVIDIA H100: util 42%, VRAM 8.0 GiB / 80.0 GiB");
     expect(text).toContain("default: healthy since 60s ago, budget 2/3 left");
     expect(text).toContain("last incident: 2026-01-01T00-00-00Z-default healed, 61m ago: runner frozen");
+  });
+
+  it("names each stall guard, and the drop-in that moved Ollama behind it", async () => {
+    const config = parseConfig(
+      {
+        targets: [
+          {
+            name: "default",
+            url: "http://127.0.0.1:11435",
+            restart: { systemd: { unit: "ollama" } },
+            proxy: { listen: "127.0.0.1:11434" },
+          },
+          {
+            name: "other",
+            url: "http://127.0.0.1:11500",
+            restart: { command: { argv: ["/usr/local/bin/restart-other-ollama"] } },
+            proxy: { listen: "127.0.0.1:11501" },
+          },
+          { name: "plain", url: "http://127.0.0.1:11600" },
+        ],
+      },
+      {},
+    );
+    const refused: FetchFn = async () => {
+      throw new TypeError("fetch failed", { cause: { code: "ECONNREFUSED" } });
+    };
+    const dropIn = "/etc/systemd/system/ollama.service.d/zz-ollama-watchdog-proxy.conf";
+    const gathered = await gatherStatus(config, {
+      exec: async () => ({ exitCode: 1, stdout: "", stderr: "" }) as never,
+      fetch: refused,
+      exists: (path) => path === dropIn,
+    });
+    expect(gathered.guards).toEqual([
+      { target: "default", listen: "127.0.0.1:11434", ollama: "http://127.0.0.1:11435", dropIn },
+      { target: "other", listen: "127.0.0.1:11501", ollama: "http://127.0.0.1:11500" },
+    ]);
+    const text = formatStatus({ ...report, guards: gathered.guards }, Date.UTC(2026, 0, 1, 0, 1));
+    expect(text).toContain(
+      `Guard      default: clients → 127.0.0.1:11434 → Ollama http://127.0.0.1:11435; Ollama moved behind it by install --proxy (${dropIn})`,
+    );
+    expect(text).toContain(
+      "Guard      other: clients → 127.0.0.1:11501 → Ollama http://127.0.0.1:11500; clients must use the guard's address",
+    );
+    expect(formatStatus(report, 0)).not.toContain("Guard");
   });
 
   it("says so when the watchdog is not running", () => {

@@ -18,7 +18,6 @@ import {
   parseCmdline,
   parseRunnerArgs,
   parseStat,
-  parseStatusRssBytes,
 } from "../../../src/collectors/procfs.js";
 import { scratchDir, testContext } from "./support.js";
 
@@ -225,11 +224,6 @@ describe("small parsers", () => {
     });
     expect(parseRunnerArgs(["ollama", "runner", "--port", "notaport"])).toEqual({});
   });
-
-  it("VmRSS in bytes, absent for a zombie", () => {
-    expect(parseStatusRssBytes("Name:\tx\nVmRSS:\t  2048 kB\n")).toBe(2048 * 1024);
-    expect(parseStatusRssBytes("Name:\tx\nState:\tZ (zombie)\n")).toBeUndefined();
-  });
 });
 
 describe("process scan", () => {
@@ -259,7 +253,6 @@ describe("process scan", () => {
         state: "S",
         cpuSeconds: 10,
         startSeconds: 50,
-        rssBytes: 512_000 * 1024,
       },
     ]);
     expect(runners.map((r) => r.pid).sort()).toEqual([2301, 2302, 2303, 2304]);
@@ -271,14 +264,12 @@ describe("process scan", () => {
       state: "R",
       cpuSeconds: 20,
       startSeconds: 1234.56,
-      rssBytes: 4_194_304 * 1024,
       modelPath: `${MODELS}/sha256-aaa`,
       port: 41879,
     });
     expect(byPid.get(2302)).toMatchObject({ state: "D", port: 40117, modelPath: `${MODELS}/sha256-bbb` });
     expect(byPid.get(2303)).toMatchObject({ port: 39211 });
     expect(byPid.get(2304)).toMatchObject({ state: "Z", cmdline: "" });
-    expect(byPid.get(2304)).not.toHaveProperty("rssBytes");
   });
 
   it("skips pids that vanish mid-scan", async () => {
@@ -289,7 +280,6 @@ describe("process scan", () => {
     const { server, runners } = await new ProcessScanner().scan(root, patterns);
     expect(server).toHaveLength(1);
     expect(runners).toEqual([expect.objectContaining({ pid: 2303, port: 39211 })]);
-    expect(runners[0]).not.toHaveProperty("rssBytes");
   });
 
   it("reads a command line once per process, again when its title (comm) changes", async () => {
