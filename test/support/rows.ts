@@ -102,7 +102,14 @@ async function firstActionAfterFault(s: Scenario, fault: FaultSpec) {
   const record = await waitFor(
     () => s.records.slice(from).find((r) => r.verdict.commands.some((c) => c.kind !== "canary")),
     { timeoutMs: 20_000, what: "a remediation command" },
-  );
+  ).catch((error: Error) => {
+    // What the detector saw meanwhile: the why of a missed detection.
+    const seen = s.records
+      .slice(from)
+      .slice(-20)
+      .map((r) => `${r.verdict.state}: ${r.verdict.reason}`);
+    throw new Error(`${error.message}\n${seen.join("\n")}`);
+  });
   return {
     command: record.verdict.commands.find((c) => c.kind !== "canary"),
     reason: record.verdict.reason,
