@@ -101,7 +101,7 @@ export function startRemediation(t: Tick, problem: Problem): Judgement {
 }
 
 /** How long kill-runner waits for a runner it proved before to be proven again: three ticks. */
-export function proofPatience(config: Config): number {
+function proofPatience(config: Config): number {
   return 3 * config.interval;
 }
 

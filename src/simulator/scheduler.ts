@@ -381,6 +381,11 @@ export class Scheduler {
     }
   }
 
+  /**
+   * processCompleted: the expiry is set only when the last reference drops; until then /api/ps
+   * shows the one the previous release set (server/sched.go v0.20.0 l.320–324, v0.33.0-rc2
+   * l.405–409).
+   */
   private release(runner: LoadedRunner): void {
     runner.active = Math.max(0, runner.active - 1);
     runner.refCount--;
@@ -526,7 +531,8 @@ export class Scheduler {
 
   /**
    * processCompleted/unload: kill the runner, drop it from the list, then wait for the VRAM to come
-   * back (waitForVRAMRecovery) before the next load may start. A runner that had already died
+   * back (waitForVRAMRecovery, up to waitForRecovery = 5 s: server/sched.go v0.33.0-rc2 l.101 and
+   * l.1441; v0.20.0 l.79 and l.719) before the next load may start. A runner that had already died
    * freed its memory before the baseline was taken, so the wait runs to its timeout.
    */
   private async unload(runner: LoadedRunner): Promise<void> {

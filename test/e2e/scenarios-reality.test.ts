@@ -2,8 +2,7 @@ import { Ollama } from "ollama";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseDuration } from "../../src/config/duration.js";
 import type { Command } from "../../src/core/types.js";
-import type { FaultSpec } from "../../src/simulator/types.js";
-import { DETECTION_BOUND, SLACK, wallWindow } from "../support/rows.js";
+import { DETECTION_BOUND, firstActionAfterFault, SLACK, wallWindow } from "../support/rows.js";
 import { MODEL, SCALED, type Scenario, startScenario } from "../support/scenario.js";
 import { waitFor } from "../support/wait.js";
 
@@ -37,22 +36,6 @@ function commandsSince(s: Scenario, from: number): Command[] {
 /** Remediation commands since a record, with their reasons (what a failing assertion shows). */
 function actionsSince(s: Scenario, from: number): string[] {
   return commandsSince(s, from).map((c) => `${c.kind}: ${"reason" in c ? c.reason : ""}`);
-}
-
-async function firstActionAfterFault(s: Scenario, fault: FaultSpec, timeoutMs = 20_000) {
-  const faultAt = performance.now();
-  const from = s.records.length;
-  s.simulator.setFault(fault);
-  const record = await waitFor(
-    () => s.records.slice(from).find((r) => r.verdict.commands.some((c) => c.kind !== "canary")),
-    { timeoutMs, what: "a remediation command" },
-  );
-  return {
-    command: record.verdict.commands.find((c) => c.kind !== "canary"),
-    reason: record.verdict.reason,
-    detectionMs: performance.now() - faultAt,
-    from,
-  };
 }
 
 /** Waits until the target is healthy with a successful canary on each model. */

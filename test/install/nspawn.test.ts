@@ -29,7 +29,7 @@ detection:
   startupGrace: 2s
   # The verification canary after kill-runner waits loadGrace + canary.timeout, and the reload
   # behind it first waits out Ollama's 5 s for the killed runner's VRAM (waitForVRAMRecovery,
-  # server/sched.go): 5 s left a 2-core CI machine about a second to spawn the runner.
+  # server/sched.go v0.33.0-rc2 l.101): 5 s left a 2-core CI machine about a second to spawn the runner.
   loadGrace: 10s
   canary: { every: 2s, timeout: 2s }
 remediation:

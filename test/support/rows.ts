@@ -95,15 +95,18 @@ function reasons(s: Scenario): string {
     .join("\n");
 }
 
-async function firstActionAfterFault(s: Scenario, fault: FaultSpec) {
+/**
+ * Injects the fault and waits for the first remediation command; what the detector saw meanwhile
+ * is the message when none comes. `from` is the first record after the fault.
+ */
+export async function firstActionAfterFault(s: Scenario, fault: FaultSpec, timeoutMs = 20_000) {
   const faultAt = performance.now();
-  s.simulator.setFault(fault);
   const from = s.records.length;
+  s.simulator.setFault(fault);
   const record = await waitFor(
     () => s.records.slice(from).find((r) => r.verdict.commands.some((c) => c.kind !== "canary")),
-    { timeoutMs: 20_000, what: "a remediation command" },
+    { timeoutMs, what: "a remediation command" },
   ).catch((error: Error) => {
-    // What the detector saw meanwhile: the why of a missed detection.
     const seen = s.records
       .slice(from)
       .slice(-20)
@@ -115,6 +118,7 @@ async function firstActionAfterFault(s: Scenario, fault: FaultSpec) {
     reason: record.verdict.reason,
     detectionMs: performance.now() - faultAt,
     faultAt,
+    from,
   };
 }
 
