@@ -235,11 +235,20 @@ export function advanceRemediation(t: Tick): Judgement {
   }
   const kind = config.remediation.ladder[r.step] ?? "restart";
   if (m.wedged) {
+    const evidence = `the journal reports "${m.wedged.evidence}"`;
+    // An action still running is seen to its end first: "stopped acting" must be true when said.
+    if (!r.outcome) {
+      return {
+        state: "recovering",
+        reason: `${kind} ${formatMs(now - r.issuedMono)} ago for: ${r.problem}; ${evidence}: waiting for ${kind} to finish, then stopping`,
+        frozenForMs,
+      };
+    }
     return exhaust(
       t,
       r.scope,
       r.problemSinceMono,
-      `${r.problem}; after ${kind} the journal reports "${m.wedged.evidence}": the GPU or its driver is wedged — stopped acting; reload the driver or reboot`,
+      `${r.problem}; after ${kind} ${evidence}: the GPU or its driver is wedged — stopped acting; reload the driver or reboot`,
     );
   }
   if (r.outcome) {

@@ -69,14 +69,16 @@ interface Timeline {
   freeze: number;
   /** The frozen host's watchdog answered 503 on /targets/default/health. */
   unhealthy?: number;
-  /** HAProxy marked the frozen host DOWN: no new requests from here on. */
+  /** HAProxy had marked the frozen host DOWN by then (its answer saying so came back): no new requests from here on. */
   drained?: number;
   /** The watchdog issued the restart (state recovering). */
   restart?: number;
   /** The watchdog verified the heal (healthy). */
   healed?: number;
-  /** HAProxy marked the host UP again. */
+  /** HAProxy had marked the host UP again by then. */
   back?: number;
+  /** HAProxy still had the host out of rotation then (the last "not UP" answer was asked for). */
+  outUntil?: number;
 }
 
 let topology: Topology | undefined;
@@ -335,21 +337,31 @@ describe("fleet: three hosts behind HAProxy, one freezes", () => {
     const frozen = "h2";
     await unixRequest(sock(`sim-${frozen}`), "POST", "/_sim/fault", { name: "runner-deadlock" });
     const t: Timeline = { freeze: performance.now() };
+    // Each figure is stamped on the side that makes the assertions below safe: HAProxy's state can
+    // change while a query is under way, so "DOWN" counts from when its answer came back and
+    // "still out" up to when the last other answer was asked for.
+    let notUpAskedAt = 0;
     await waitFor(
       async () => {
         const now = performance.now();
-        const [lb, { state, reason }] = await Promise.all([
-          serverStatus(),
-          watchdogState(frozen).catch(() => ({ state: undefined, reason: undefined })),
-        ]);
-        const status = lb.get(frozen) ?? "";
+        const { state, reason } = await watchdogState(frozen).catch(() => ({
+          state: undefined,
+          reason: undefined,
+        }));
         if (t.unhealthy === undefined && state && state !== "healthy" && state !== "starting")
           t.unhealthy = now;
-        if (t.drained === undefined && status.startsWith("DOWN")) t.drained = now;
         if (t.restart === undefined && (state === "recovering" || /→ restart/.test(reason ?? "")))
           t.restart = now;
         if (t.restart !== undefined && t.healed === undefined && state === "healthy") t.healed = now;
-        if (t.healed !== undefined && t.back === undefined && status === "UP") t.back = now;
+        const askedAt = performance.now();
+        const status = (await serverStatus()).get(frozen) ?? "";
+        const answeredAt = performance.now();
+        if (t.drained === undefined && status.startsWith("DOWN")) t.drained = answeredAt;
+        if (status !== "UP") notUpAskedAt = askedAt;
+        else if (t.healed !== undefined && t.back === undefined) {
+          t.back = answeredAt;
+          t.outUntil = notUpAskedAt;
+        }
         return t.back !== undefined;
       },
       { timeoutMs: 60_000, everyMs: 10, what: `${frozen} frozen, drained, healed and back in rotation` },
@@ -370,8 +382,11 @@ describe("fleet: three hosts behind HAProxy, one freezes", () => {
     const inFlightAtFreeze = errors.filter((r) => r.start < t.freeze);
     const beforeDrain = errors.filter((r) => r.start >= t.freeze && r.start < drained);
     const afterDrain = errors.filter((r) => r.start >= drained);
+    // HAProxy chose the server between a request's start and end: sent to the frozen host while
+    // it was certainly out of rotation.
+    const outUntil = t.outUntil as number;
     const toFrozenWhileOut = requests.filter(
-      (r) => r.server === frozen && r.start >= drained && r.start < back,
+      (r) => r.server === frozen && r.start >= drained && (r.end as number) <= outUntil,
     );
     const figures = {
       requests: requests.length,

@@ -179,6 +179,26 @@ describe("decide: failure modes get the right action within their bound", () => 
     expect(last?.reason).toMatch(/cudart init failure: 999.*stopped acting/);
   });
 
+  it("F8 wedged-GPU evidence while an action still runs: exhausted once it has finished, nothing after", () => {
+    const world = warmWorld();
+    world.journal = true;
+    world.healedBy = [];
+    world.frozen = true;
+    world.actionTicks = 3;
+    world.run(60 * MIN, (e) => e.verdict.commands.some((c) => c.kind === "kill-runner"));
+    world.pendingJournalEvidence = ["cudaErrorLaunchFailure"];
+    const waiting = world.tick();
+    expect(waiting.state).toBe("recovering");
+    expect(waiting.reason).toMatch(
+      /cudaErrorLaunchFailure": waiting for kill-runner to finish, then stopping/,
+    );
+    const exhausted = world.run(60 * MIN, (e) => e.state === "exhausted");
+    expect(exhausted.observation.actionResults.map((a) => a.action)).toEqual(["kill-runner"]);
+    world.run(60 * MIN);
+    expect(remediations(world)).toEqual(["kill-runner"]);
+    expect(world.trace.at(-1)?.state).toBe("exhausted");
+  });
+
   it("F8 wedged GPU without evidence: the ladder runs once, then exhausted — never a restart loop", () => {
     const world = warmWorld();
     world.healedBy = [];

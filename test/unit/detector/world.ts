@@ -110,6 +110,8 @@ export class World {
   reloadMs: Record<string, number> = {};
   runners: SimRunner[] = [];
   actionFailure: ((command: Command) => string | undefined) | undefined;
+  /** Ticks an action runs before its outcome is observed (0: on the next tick). */
+  actionTicks = 0;
   /** True on ticks whose procfs scan missed its deadline (no process view that tick). */
   processesMissed: (world: World) => boolean = () => false;
 
@@ -119,7 +121,7 @@ export class World {
   actions: Array<{ t: number; command: Command }> = [];
   canaries: Array<{ t: number; command: Command }> = [];
   private pendingCanaries: PendingCanary[] = [];
-  private pendingOutcomes: ActionOutcome[] = [];
+  private pendingOutcomes: Array<{ outcome: ActionOutcome; tickIndex: number }> = [];
   /** Loads whose requesting canary gave up: Ollama drops them (the runner is killed). */
   private cancelledLoads: Array<{ model: string; atMono: number }> = [];
   private nextPid = 1000;
@@ -204,8 +206,8 @@ export class World {
       model: c.model,
       startedMono: c.startedMono,
     }));
-    const outcomes = this.pendingOutcomes;
-    this.pendingOutcomes = [];
+    const outcomes = this.pendingOutcomes.filter((o) => o.tickIndex < this.tickIndex).map((o) => o.outcome);
+    this.pendingOutcomes = this.pendingOutcomes.filter((o) => o.tickIndex >= this.tickIndex);
     const observation: Observation = {
       target: this.target.name,
       mono: this.mono,
@@ -360,7 +362,7 @@ export class World {
       durationMs: 20,
     };
     if (failure) outcome.error = failure;
-    this.pendingOutcomes.push(outcome);
+    this.pendingOutcomes.push({ outcome, tickIndex: this.tickIndex + this.actionTicks });
     this.ledger.push({ mono: this.mono, action: command.kind, result: outcome.result });
     if (dryRun || failure) return;
     // Killing a runner or restarting fails the requests it was serving.
