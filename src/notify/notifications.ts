@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import { Counter, type Registry } from "prom-client";
+import { Counter, type Registry } from "../telemetry/prom.js";
 import type { Clock } from "../core/clock.js";
 import type { FetchFn } from "../core/http.js";
 import { httpFetch } from "../core/http-client.js";

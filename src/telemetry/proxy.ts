@@ -3,7 +3,7 @@
  * with `target` and `model`. Client-chosen model names become label values only up to a bound per
  * target, so a client cannot grow the registry without limit (docs/metrics.md).
  */
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "./prom.js";
 import type { FinishedRequest, ProxyMetricsSink, RejectReason } from "../proxy/traffic.js";
 
 /** Whole-request durations (seconds): an embedding in ms, a long generation in minutes. */

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Registry } from "prom-client";
+import { Registry } from "../../src/telemetry/prom.js";
 import { describe, expect, it } from "vitest";
 import { ACTION_KINDS, ACTION_RESULTS, WATCHDOG_STATES } from "../../src/core/types.js";
 import { VERSION } from "../../src/core/version.js";
