@@ -61,14 +61,19 @@ while (!(await reader.read()).done);`,
     code: `import { pino } from "pino"; pino({ base: { s: "x" }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: "/dev/null", sync: true })).info({ a: 1 }, "hello");`,
   },
   {
-    name: "prom-client",
-    note: "a registry of our own, one gauge and one histogram, one scrape",
+    name: "prom-client (its index)",
+    note: "a registry of our own, one gauge and one histogram, one scrape; the index also loads default metrics (@opentelemetry/api), Pushgateway, cluster, Summary",
     code: `import { Gauge, Histogram, Registry } from "prom-client"; const r = new Registry(); new Gauge({ name: "g", help: "h", registers: [r] }).set(1); new Histogram({ name: "h", help: "h", registers: [r] }).observe(0.1); await r.metrics();`,
   },
   {
-    name: "yaml",
+    name: "prom-client (its metric files)",
+    note: "the same, with the classes loaded from their own files as src/telemetry/prom.ts does",
+    code: `import Registry from "prom-client/lib/registry.js"; import Gauge from "prom-client/lib/gauge.js"; import Histogram from "prom-client/lib/histogram.js"; import "prom-client/lib/counter.js"; const r = new Registry(); new Gauge({ name: "g", help: "h", registers: [r] }).set(1); new Histogram({ name: "h", help: "h", registers: [r] }).observe(0.1); await r.metrics();`,
+  },
+  {
+    name: "js-yaml",
     note: "config parsing",
-    code: `import { parse } from "yaml"; parse("interval: 15s\\ntargets:\\n  - name: a\\n    url: http://127.0.0.1:11434\\n");`,
+    code: `import { load } from "js-yaml"; load("interval: 15s\\ntargets:\\n  - name: a\\n    url: http://127.0.0.1:11434\\n");`,
   },
   {
     name: "valibot",

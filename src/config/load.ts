@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
+import { loadAll } from "js-yaml";
 import * as v from "valibot";
-import { parse as parseYaml } from "yaml";
 import { type Config, configSchema } from "./schema.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/ollama-watchdog/config.yaml";
@@ -63,10 +63,21 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = process.
   throw new ConfigError(problems.join("\n"), problems);
 }
 
+/**
+ * The one YAML document in `text`; undefined for an empty or comments-only file (read as defaults,
+ * as a missing one is). js-yaml, not the `yaml` package: a third of its memory (docs/performance.md).
+ */
+export function parseYamlDocument(text: string): unknown {
+  const documents = loadAll(text);
+  if (documents.length > 1)
+    throw new Error(`expected one document, found ${documents.length} (separated by ---)`);
+  return documents[0];
+}
+
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env): Config {
   let document: unknown;
   try {
-    document = parseYaml(text);
+    document = parseYamlDocument(text);
   } catch (error) {
     const message = `invalid YAML: ${(error as Error).message}`;
     throw new ConfigError(message, [message]);

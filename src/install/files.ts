@@ -1,4 +1,4 @@
-import { stringify } from "yaml";
+import { dump as stringify } from "js-yaml";
 import type { Config } from "../config/schema.js";
 import { checkedUnitName, checkedUserName, systemdWord } from "./unit.js";
 

@@ -1,11 +1,11 @@
 import type { EventEmitter } from "node:events";
-import { Counter, type Registry } from "../telemetry/prom.js";
 import type { Clock } from "../core/clock.js";
 import type { FetchFn } from "../core/http.js";
 import { httpFetch } from "../core/http-client.js";
 import type { Logger } from "../core/log.js";
 import type { IncidentSummary } from "../core/types.js";
 import type { IncidentRecorder } from "../incidents/recorder.js";
+import { Counter, type Registry } from "../telemetry/prom.js";
 import { type Announced, announcedAll, digestFor, newNotices, nextDigestWall } from "./announcer.js";
 import { DELIVERY_RESULTS, type DeliveryPolicy, Outbox } from "./dispatcher.js";
 import { testNotice } from "./message.js";

@@ -3,8 +3,7 @@ import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { parse } from "yaml";
-import { ConfigError } from "../config/load.js";
+import { ConfigError, parseYamlDocument } from "../config/load.js";
 
 /**
  * TLS and basic auth for the watchdog's HTTP endpoints, in the web-config file format of the
@@ -48,7 +47,7 @@ export function loadWebConfig(file: string): WebConfig {
   };
   let document: unknown;
   try {
-    document = parse(readFileSync(file, "utf8")) ?? {};
+    document = parseYamlDocument(readFileSync(file, "utf8")) ?? {};
   } catch (error) {
     return fail((error as Error).message);
   }

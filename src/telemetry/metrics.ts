@@ -5,7 +5,7 @@
  * own — never the global one, no default metrics — so `promtool check metrics` stays clean.
  * Base units only: seconds, bytes, ratios. A value a tool did not report is omitted, never NaN.
  */
-import { Counter, Gauge, Histogram, Registry } from "./prom.js";
+
 import {
   ACTION_KINDS,
   ACTION_RESULTS,
@@ -20,6 +20,7 @@ import {
 } from "../core/types.js";
 import { VERSION } from "../core/version.js";
 import { type Route, sendText } from "../server/route.js";
+import { Counter, Gauge, Histogram, Registry } from "./prom.js";
 import { ProxyTelemetry } from "./proxy.js";
 
 export const CANARY_OUTCOMES: readonly CanaryOutcome[] = ["ok", "timeout", "error", "empty", "degenerate"];

@@ -3,8 +3,9 @@
  * with `target` and `model`. Client-chosen model names become label values only up to a bound per
  * target, so a client cannot grow the registry without limit (docs/metrics.md).
  */
-import { Counter, Gauge, Histogram, type Registry } from "./prom.js";
+
 import type { FinishedRequest, ProxyMetricsSink, RejectReason } from "../proxy/traffic.js";
+import { Counter, Gauge, Histogram, type Registry } from "./prom.js";
 
 /** Whole-request durations (seconds): an embedding in ms, a long generation in minutes. */
 export const REQUEST_DURATION_BUCKETS = [

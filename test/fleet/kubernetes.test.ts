@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadAll } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import { parseConfigText } from "../../src/config/load.js";
 import { ROOT } from "../support/paths.js";
 
@@ -12,9 +12,9 @@ interface Probe {
 }
 
 describe("deploy/kubernetes: the watchdog's verdict as Ollama's readiness", () => {
-  const docs = parseAllDocuments(
+  const docs = loadAll(
     readFileSync(join(ROOT, "deploy/kubernetes/ollama-with-watchdog.yaml"), "utf8"),
-  ).map((d) => d.toJS() as Record<string, never>);
+  ) as Array<Record<string, never>>;
   const byKind = <T>(kind: string): T => docs.find((d) => d.kind === kind) as T;
 
   it("the sidecar's config is valid and the probes ask the health endpoint of a configured target", () => {

@@ -2,8 +2,8 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dump as stringify } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { CLI } from "../support/paths.js";
 import { closedPortUrl, type HttpReceiver, startHttpReceiver } from "./receivers.js";
 

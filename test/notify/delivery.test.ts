@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Registry } from "../../src/telemetry/prom.js";
 import * as v from "valibot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
@@ -9,6 +8,7 @@ import { systemClock } from "../../src/core/clock.js";
 import { createLogger } from "../../src/core/log.js";
 import type { Notice } from "../../src/notify/notice.js";
 import { Notifications } from "../../src/notify/notifications.js";
+import { Registry } from "../../src/telemetry/prom.js";
 import { waitFor } from "../support/wait.js";
 import {
   closedPortUrl,

@@ -23,7 +23,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { parse, stringify } from "yaml";
+import { load as parse, dump as stringify } from "js-yaml";
 import { ROOT } from "./paths.js";
 import { waitFor } from "./wait.js";
 

@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { load as parse } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { ROOT } from "../support/paths.js";
 import { promtool, RULES_FILE, WATCHDOG_JOB } from "../support/prometheus.js";
 

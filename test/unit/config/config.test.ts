@@ -71,10 +71,21 @@ describe("config", () => {
       "targets: target names must be unique",
     ],
     ["interval: [\n", "invalid YAML"],
+    ["interval: 15s\ninterval: 20s\n", "invalid YAML: duplicated mapping key"],
+    ["interval: 15s\n---\ninterval: 20s\n", "invalid YAML: expected one document, found 2"],
     ["5\n", "(root): expected Object but received 5"],
     ["interval: 15\n", 'interval: expected a duration like "60s", got 15'],
   ])("rejects %j naming the key and the reason", (text, expected) => {
     expect(problemsOf(text).join("\n")).toContain(expected);
+  });
+
+  it.each(["", "# nothing set yet\n", "---\n"])("reads %j (no settings) as the defaults", (text) => {
+    expect(parseConfigText(text, {})).toEqual(parseConfigText("{}", {}));
+  });
+
+  it("keeps a date-like or yes/no value a string (YAML 1.2 core schema, no timestamps)", () => {
+    expect(problemsOf("stateDir: 2026-01-01\n")).toEqual(["stateDir: expected an absolute path"]);
+    expect(() => parseConfigText("remediation:\n  dryRun: yes\n", {})).toThrow(/remediation.dryRun/);
   });
 
   it("names every unknown key, not only the first of each object", () => {
