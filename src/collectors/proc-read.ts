@@ -12,7 +12,7 @@
  * - every read answers within its deadline; a path whose earlier read is still stuck is not read
  *   again, and once MAX_STUCK_READS reads are stuck no new one starts (the caller fails fast).
  */
-import { constants, readFile } from "node:fs";
+import { close, constants, open, read } from "node:fs";
 import { readdir, readlink } from "node:fs/promises";
 import { execArgv } from "../core/exec.js";
 
@@ -56,25 +56,44 @@ async function bounded<T>(path: string, deadlineMs: number, start: () => Promise
   }
 }
 
-// Node takes numeric flags here as in fs/promises; its types name only the string form.
-const NONBLOCKING_READ = {
-  encoding: "utf8",
-  flag: (constants.O_RDONLY | constants.O_NONBLOCK) as unknown as string,
-} as const;
+const NONBLOCKING_READ = constants.O_RDONLY | constants.O_NONBLOCK;
+/** A stat or status file fits in one read of this size (a scan reads one per process per tick). */
+const READ_CHUNK = 4096;
+/** Read buffers kept for reuse: about as many as reads run at once on libuv's pool. */
+const SPARE_BUFFERS = 8;
+const spareBuffers: Buffer[] = [];
 
 /**
- * fs.readFile with a callback, not fs/promises: the same reads on the same pool, at a third of the
- * CPU (no FileHandle per file; a scan reads every process's stat each tick: docs/performance.md).
+ * open, read until end of file, close — with callbacks, not fs/promises (a third of the CPU: no
+ * FileHandle per file) and not fs.readFile: procfs reports size 0, for which readFile allocates a
+ * 64 KiB buffer per file that lives until the next garbage collection — with a scan reading every
+ * process's stat each tick that was the daemon's largest memory cost (docs/performance.md). Here
+ * a 4 KiB buffer is reused, and only the bytes read are kept.
  */
+function readWhole(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    open(path, NONBLOCKING_READ, (openError, fd) => {
+      if (openError) return reject(openError);
+      const buffer = spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+      const parts: Buffer[] = [];
+      const finish = (error: NodeJS.ErrnoException | null) => {
+        if (spareBuffers.length < SPARE_BUFFERS) spareBuffers.push(buffer);
+        close(fd, () => (error ? reject(error) : resolve(Buffer.concat(parts).toString("utf8"))));
+      };
+      const next = () =>
+        read(fd, buffer, 0, READ_CHUNK, null, (error, bytes) => {
+          if (error || bytes === 0) return finish(error);
+          parts.push(Buffer.from(buffer.subarray(0, bytes)));
+          next();
+        });
+      next();
+    });
+  });
+}
+
+/** A procfs file's text, under the deadline (opened O_NONBLOCK: a FIFO planted in a tree cannot hang it). */
 export function readProcFile(path: string, deadlineMs = PROC_READ_DEADLINE_MS): Promise<string> {
-  return bounded(
-    path,
-    deadlineMs,
-    () =>
-      new Promise<string>((resolve, reject) =>
-        readFile(path, NONBLOCKING_READ, (error, text) => (error ? reject(error) : resolve(text))),
-      ),
-  );
+  return bounded(path, deadlineMs, () => readWhole(path));
 }
 
 /** Bytes a read aside keeps (a cmdline is at most a few pages). */
