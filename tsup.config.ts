@@ -22,4 +22,7 @@ export default defineConfig({
   // Not `clean`: several test files spawn dist/ entries while another build may run.
   clean: false,
   banner: { js: "#!/usr/bin/env node" },
+  // Bundled (tree-shaken) instead of loaded whole: valibot is one 412 KB module of which the
+  // daemon uses a small part, and V8 keeps every loaded module's source (docs/performance.md).
+  noExternal: ["valibot", "js-yaml"],
 });
