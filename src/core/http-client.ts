@@ -92,6 +92,29 @@ function bodyError(error: unknown, signal: AbortSignal | undefined): unknown {
   return signal?.aborted ? abortReason(signal) : new TypeError("terminated", { cause: error });
 }
 
+/** The body as UTF-8 text; undefined (the connection dropped) once it passes `maxBytes`. */
+async function readText(
+  res: IncomingMessage,
+  signal: AbortSignal | undefined,
+  maxBytes: number,
+): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res) {
+      total += (chunk as Buffer).byteLength;
+      if (total > maxBytes) {
+        res.destroy();
+        return undefined;
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    throw bodyError(error, signal);
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
+}
+
 function responseOf(res: IncomingMessage, signal: AbortSignal | undefined): FetchResponse {
   const status = res.statusCode ?? 0;
   let body: ReadableStream | undefined;
@@ -110,31 +133,9 @@ function responseOf(res: IncomingMessage, signal: AbortSignal | undefined): Fetc
       return body;
     },
     async text() {
-      const chunks: Buffer[] = [];
-      try {
-        for await (const chunk of res) chunks.push(chunk as Buffer);
-      } catch (error) {
-        throw bodyError(error, signal);
-      }
-      return Buffer.concat(chunks).toString("utf8");
+      return (await readText(res, signal, Number.POSITIVE_INFINITY)) as string;
     },
-    async textUpTo(maxBytes) {
-      const chunks: Buffer[] = [];
-      let total = 0;
-      try {
-        for await (const chunk of res) {
-          total += (chunk as Buffer).byteLength;
-          if (total > maxBytes) {
-            res.destroy();
-            return undefined;
-          }
-          chunks.push(chunk as Buffer);
-        }
-      } catch (error) {
-        throw bodyError(error, signal);
-      }
-      return Buffer.concat(chunks, total).toString("utf8");
-    },
+    textUpTo: (maxBytes) => readText(res, signal, maxBytes),
   };
 }
 

@@ -5,7 +5,6 @@
  * own — never the global one, no default metrics — so `promtool check metrics` stays clean.
  * Base units only: seconds, bytes, ratios. A value a tool did not report is omitted, never NaN.
  */
-
 import {
   ACTION_KINDS,
   ACTION_RESULTS,
