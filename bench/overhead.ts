@@ -51,6 +51,7 @@ interface Options {
   profileDir?: string;
   /** Extra arguments for the daemon's node (V8 flags), to compare settings. */
   nodeArgs: string[];
+  env: Record<string, string>;
   json: boolean;
 }
 
@@ -64,6 +65,7 @@ function parseArgs(argv: string[]): Options {
     phases: new Set(["a", "b", "c"]),
     noProcfs: false,
     nodeArgs: [],
+    env: {},
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -81,12 +83,16 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--phases") options.phases = new Set(value().split(",") as ("a" | "b" | "c")[]);
     else if (arg === "--profile") options.profileDir = value();
     else if (arg === "--node-args") options.nodeArgs = value().split(/\s+/).filter(Boolean);
+    else if (arg === "--env") {
+      const [key, ...rest] = value().split("=");
+      options.env[key as string] = rest.join("=");
+    }
     else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--no-procfs") options.noProcfs = true;
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--node-args '--flag …'] [--no-procfs] [--json] [--json-out FILE]\n",
+        "usage: node dist/bench/overhead.js [--targets 1,10,50] [--seconds 120] [--fast-ticks 20] [--fast-interval-ms 1000] [--canaries 50] [--phases a,b,c] [--profile DIR] [--node-args '--flag …'] [--env NAME=VALUE] [--no-procfs] [--json] [--json-out FILE]\n",
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -142,6 +148,7 @@ function modulesProbe(file: string): string {
 
 let profileDir: string | undefined;
 let nodeArgs: string[] = [];
+let daemonEnv: Record<string, string> = {};
 let emptyProcRoot: string | undefined;
 
 async function startDaemon(dir: string, config: Configuration, intervalMs: number): Promise<Daemon> {
@@ -172,6 +179,7 @@ async function startDaemon(dir: string, config: Configuration, intervalMs: numbe
     [...profile, ...probe, ...nodeArgs, CLI, "run", "--config", configPath],
     {
       stdio: ["ignore", log, log],
+      env: { ...process.env, ...daemonEnv },
     },
   );
   closeSync(log);
@@ -358,6 +366,7 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   profileDir = options.profileDir;
   nodeArgs = options.nodeArgs;
+  daemonEnv = options.env;
   const stopAll = () => {
     for (const child of children) child.kill("SIGKILL");
     process.exit(130);

@@ -2,17 +2,13 @@ import { setFlagsFromString } from "node:v8";
 import { loadConfig } from "../config/load.js";
 import { createLogger } from "../core/log.js";
 import { Watchdog } from "../daemon/watchdog.js";
+import { STALL_GUARD_V8_FLAGS } from "./v8-flags.js";
 
 /** `run`: the daemon, until SIGTERM/SIGINT (then a graceful stop and exit 0). */
 export async function runCommand(opts: { config?: string; "web.config.file"?: string }): Promise<number> {
-  // The daemon trades speed it does not need for memory (docs/performance.md, "Memory"): a tick is
-  // I/O, JSON.parse and regexes (native code either way) every 15 s. No optimizing compiler
-  // (TurboFan: its code pages and optimized code, ≈ 5 MB of RSS; set before any function is hot
-  // enough to be optimized), and V8's heap sized for memory, not throughput (a young generation
-  // that stays small and a heap grown less eagerly: ≈ 10 MB). Not with a stall guard: proxying
-  // every client's stream is a hot path that needs both.
+  // cli.ts set DAEMON_V8_FLAGS before the first import; a stall guard needs the speed back.
   const loaded = loadConfig(opts.config);
-  if (!loaded.targets.some((t) => t.proxy)) setFlagsFromString("--no-opt --optimize-for-size");
+  if (loaded.targets.some((t) => t.proxy)) setFlagsFromString(STALL_GUARD_V8_FLAGS);
   const webConfig = opts["web.config.file"];
   const config = webConfig ? { ...loaded, webConfig } : loaded;
   const log = createLogger();
