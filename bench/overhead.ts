@@ -86,8 +86,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--env") {
       const [key, ...rest] = value().split("=");
       options.env[key as string] = rest.join("=");
-    }
-    else if (arg === "--json-out") options.jsonOut = value();
+    } else if (arg === "--json-out") options.jsonOut = value();
     else if (arg === "--no-procfs") options.noProcfs = true;
     else if (arg === "--json") options.json = true;
     else if (arg === "--help" || arg === "-h") {
