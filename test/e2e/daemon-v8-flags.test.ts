@@ -1,9 +1,10 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Simulator, startSimulator } from "../../src/simulator/index.js";
+import { health, startDaemon } from "../faults/daemon.js";
 import { CLI_ARGV } from "../support/paths.js";
 import { waitFor } from "../support/wait.js";
 
@@ -14,7 +15,7 @@ import { waitFor } from "../support/wait.js";
  * lifetime (docs/performance.md, "Fifth pass"). V8's --trace-opt names every compilation.
  */
 const OPTIMIZED = /completed (compiling|optimizing) .*TURBOFAN|completed optimizing/;
-const [node, cli] = CLI_ARGV as [string, string];
+const [node] = CLI_ARGV as [string];
 let workDir: string;
 let simulator: Simulator;
 
@@ -58,31 +59,28 @@ describe("the daemon's V8 flags", () => {
       method: "POST",
       body: JSON.stringify({ model: "llama3.2:1b", prompt: "hi", stream: false }),
     }).then((r) => r.text());
-    const daemon = spawn(node, ["--trace-opt", cli, "run", "--config", configPath], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    daemon.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    daemon.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => daemon.once("exit", (code) => resolve(code)));
+    // Under --trace-opt: the wrapper puts the flag before the CLI's path, where Node reads it.
+    const daemon = startDaemon(configPath, ([program, ...rest]) => [
+      program as string,
+      "--trace-opt",
+      ...rest,
+    ]);
     try {
-      const url = await waitFor(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], {
-        timeoutMs: 15_000,
-        what: "the watchdog's start log line",
+      const url = await daemon.url();
+      await waitFor(async () => (await health(url)).body.ticks >= 20, {
+        timeoutMs: 20_000,
+        what: "20 ticks",
       });
-      await waitFor(
-        async () => ((await (await fetch(`${url}/healthz`)).json()) as { ticks: number }).ticks >= 20,
-        { timeoutMs: 20_000, what: "20 ticks" },
-      );
     } finally {
-      daemon.kill("SIGTERM");
+      daemon.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
-    expect(output).toContain('"msg":"watchdog stopped"');
-    expect(output.split("\n").filter((line) => OPTIMIZED.test(line))).toEqual([]);
+    expect(await daemon.exited).toBe(0);
+    expect(daemon.output()).toContain('"msg":"watchdog stopped"');
+    expect(
+      daemon
+        .output()
+        .split("\n")
+        .filter((line) => OPTIMIZED.test(line)),
+    ).toEqual([]);
   });
 });
