@@ -30,13 +30,24 @@ function pump(res: ServerResponse, chunk: Buffer, count: (n: number) => void): v
   write();
 }
 
-export async function startHostileServer(modes: Record<string, Hostility>): Promise<HostileServer> {
+/**
+ * `modes` names the hostile paths; `fixed` answers other paths with a plain JSON body, so the
+ * daemon gets far enough to meet the hostile one (a listed model makes it send canaries).
+ */
+export async function startHostileServer(
+  modes: Record<string, Hostility>,
+  fixed: Record<string, unknown> = {},
+): Promise<HostileServer> {
   const sent = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0] as string;
     const mode = modes[path];
     req.resume();
+    if (!mode && path in fixed) {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(fixed[path]));
+      return;
+    }
     if (!mode) {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}');
       return;
