@@ -39,10 +39,9 @@ const TIMINGS = {
     freezeAfter: "3s",
     startupGrace: "1s",
     loadGrace: "3s",
-    // timeout: 2.5 s (1/12 of the default, not 1/20): after the restart the verification canary loads the
-    // model itself (no traffic reaches a host out of rotation), and starting a runner on a loaded
-    // machine can take longer than 1.5 s; a canary that gives up aborts the load (as in Ollama).
-    canary: { every: "3s", timeout: "2500ms" },
+    // After the restart the verification canary loads the model itself (no traffic reaches a host
+    // out of rotation); it waits loadGrace + canary.timeout (src/detector/canaries.ts).
+    canary: { every: "3s", timeout: "1500ms" },
   },
 };
 const CHECK_INTER_MS = 2000 / SCALE;
