@@ -34,8 +34,12 @@ export function isLoopbackAddress(address: string): boolean {
  * DNS rebinding: a web page in the operator's browser can make its own name resolve to 127.0.0.1
  * and then read this server as "same origin"; its requests still carry that name in Host. On a
  * loopback listen only loopback names and addresses (and the listen host itself) are served.
+ * A request without the header is served: browsers always send one, Node refuses HTTP/1.1
+ * without it (400), and HTTP/1.0 health checkers (HAProxy's `option httpchk` by default) omit it;
+ * Ollama's allowedHost (server/routes.go) admits it too.
  */
-export function hostAllowed(hostHeader: string, listenHost: string): boolean {
+export function hostAllowed(hostHeader: string | undefined, listenHost: string): boolean {
+  if (hostHeader === undefined) return true;
   const name = hostHeader
     .trim()
     .toLowerCase()
@@ -63,7 +67,7 @@ export async function startHttpServer(
   const gate = web ? webGate(web) : undefined;
   let checkHost = true;
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
-    if (checkHost && !hostAllowed(req.headers.host ?? "", host)) {
+    if (checkHost && !hostAllowed(req.headers.host, host)) {
       sendJson(res, 421, { error: "this server answers only to localhost names (Host header refused)" });
       return;
     }

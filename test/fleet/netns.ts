@@ -211,20 +211,23 @@ export function haproxyCommand(socketPath: string, command: string, timeoutMs = 
   });
 }
 
-/** `show stat` → server name → status ("UP", "DOWN", "UP 1/2", …) for one backend. */
-export function parseServerStatus(csv: string, backend: string): Map<string, string> {
+/** `show stat` → server name → its row (column name → cell) for one backend. */
+export function parseServerStats(csv: string, backend: string): Map<string, Record<string, string>> {
   const [header, ...rows] = csv.trim().split("\n");
   const columns = (header ?? "").replace(/^# /, "").split(",");
-  const px = columns.indexOf("pxname");
-  const sv = columns.indexOf("svname");
-  const status = columns.indexOf("status");
-  const result = new Map<string, string>();
+  const result = new Map<string, Record<string, string>>();
   for (const row of rows) {
     const cells = row.split(",");
-    const server = cells[sv];
-    if (cells[px] === backend && server && server !== "FRONTEND" && server !== "BACKEND") {
-      result.set(server, cells[status] ?? "");
+    const stats = Object.fromEntries(columns.map((column, i) => [column, cells[i] ?? ""]));
+    const server = stats.svname;
+    if (stats.pxname === backend && server && server !== "FRONTEND" && server !== "BACKEND") {
+      result.set(server, stats);
     }
   }
   return result;
+}
+
+/** `show stat` → server name → status ("UP", "DOWN", "UP 1/2", …) for one backend. */
+export function parseServerStatus(csv: string, backend: string): Map<string, string> {
+  return new Map([...parseServerStats(csv, backend)].map(([server, stats]) => [server, stats.status ?? ""]));
 }

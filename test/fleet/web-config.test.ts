@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { request } from "node:https";
@@ -16,6 +16,7 @@ import { launchChromium } from "../support/browser.js";
 import { ROOT } from "../support/paths.js";
 import { type Prometheus, startPrometheus } from "../support/prometheus.js";
 import { waitFor } from "../support/wait.js";
+import { haproxyCommand, Processes, parseServerStats, requireTools } from "./netns.js";
 
 let dir = "";
 const PASSWORD = "correct horse battery staple";
@@ -215,6 +216,73 @@ describe("an exposed watchdog behind its web config", () => {
     });
     expect(samples[0]?.metric.instance).toBe(`127.0.0.1:${port}`);
   }, 60_000);
+
+  it("HAProxy checks it with the recipe's TLS + basic-auth variant (deploy/haproxy/haproxy.cfg)", async () => {
+    requireTools();
+    const work = mkdtempSync(join(tmpdir(), "owd-haproxy-tls-"));
+    const haproxy = new Processes();
+    try {
+      // The recipe as an operator edits it for watchdogs with a webConfig: the two additions its
+      // comments give, one backend per password (the right one and a wrong one).
+      const recipe = readFileSync(join(ROOT, "deploy/haproxy/haproxy.cfg"), "utf8");
+      const backend = (name: string, password: string) => {
+        const basic = Buffer.from(`prometheus:${password}`).toString("base64");
+        const block = recipe.slice(recipe.search(/^backend ollama$/m));
+        const edited = block
+          .replace(/^backend ollama$/m, `backend ${name}`)
+          .replace(/^(\s*http-check send .*)$/m, `$1 hdr Authorization "Basic ${basic}"`)
+          .replace(/^(\s*default-server .*)$/m, `$1 check-ssl verify required ca-file ${join(dir, "ca.pem")}`)
+          .replace(/check port 11464 inter 2s/, `check port ${port} inter 100ms`)
+          .replace(/(\n\s*server \S+ \S+)+/, "\n    server host1 127.0.0.1:9");
+        expect(edited).toContain(`hdr Authorization "Basic ${basic}"`);
+        expect(edited).toContain("check-ssl verify required ca-file");
+        return edited;
+      };
+      const admin = join(work, "admin.sock");
+      const head = recipe
+        .slice(0, recipe.indexOf("frontend ollama"))
+        .replace(/stats socket \S+/, `stats socket ${admin}`);
+      const config = `${head}\n${backend("right", PASSWORD)}\n${backend("wrong", "not the password")}`;
+      writeFileSync(join(work, "haproxy.cfg"), config);
+      const check = spawnSync("/usr/sbin/haproxy", ["-c", "-f", join(work, "haproxy.cfg")], {
+        encoding: "utf8",
+      });
+      expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+      haproxy.start(["/usr/sbin/haproxy", "-db", "-f", join(work, "haproxy.cfg")], join(work, "haproxy.log"));
+
+      // Each check's outcome as HAProxy reports it: the HTTP code it got, or the layer that failed.
+      const checked = async (backendName: string) => {
+        const stats = parseServerStats(await haproxyCommand(admin, "show stat"), backendName).get("host1");
+        return stats?.check_code ? stats : undefined;
+      };
+      const right = await waitFor(() => checked("right").catch(() => undefined), {
+        timeoutMs: 15_000,
+        what: "HAProxy's first check with the right password",
+      });
+      const wrong = await waitFor(() => checked("wrong").catch(() => undefined), {
+        timeoutMs: 15_000,
+        what: "HAProxy's first check with a wrong password",
+      });
+      // Through TLS (the CA verified) and the password, the check reaches the health endpoint and
+      // gets the watchdog's own verdict on its target (here unreachable, so 503: out of rotation).
+      const health = await get(
+        "/targets/default/health",
+        `Basic ${Buffer.from(`prometheus:${PASSWORD}`).toString("base64")}`,
+      );
+      expect({ code: right.check_code, server: "right" }).toEqual({
+        code: String(health.status),
+        server: "right",
+      });
+      expect(right.check_status).toMatch(/^L7(OK|STS)$/);
+      expect({ code: wrong.check_code, status: wrong.check_status }).toEqual({
+        code: "401",
+        status: "L7STS",
+      });
+    } finally {
+      await haproxy.killAll();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 
   it("a page on another origin cannot read /api/status (no permissive CORS)", async () => {
     // Plain HTTP here, so that nothing but the same-origin policy can stop the page (the browser

@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../src/core/types.js";
 import { apiRoutes } from "../../src/server/api-routes.js";
@@ -73,6 +74,20 @@ describe("Host header on a loopback listen (DNS rebinding)", () => {
     expect(hostAllowed("WATCHDOG.internal", "watchdog.internal")).toBe(true);
     expect(hostAllowed("other.internal", "watchdog.internal")).toBe(false);
     expect(hostAllowed("", "127.0.0.1")).toBe(false);
+  });
+
+  it("serves an HTTP/1.0 request without Host (a health checker's); HTTP/1.1 without it is refused", async () => {
+    const { port } = await start("127.0.0.1:0");
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1", () => socket.end(request));
+        let text = "";
+        socket.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+        socket.on("end", () => resolve(text.split("\r\n")[0] ?? ""));
+        socket.on("error", reject);
+      });
+    expect(await raw("GET /healthz HTTP/1.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await raw("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 /);
   });
 });
 
