@@ -409,11 +409,10 @@ export async function startWebhook(): Promise<Webhook> {
   };
 }
 
-export interface AlertmanagerOptions {
-  webhookUrl: string;
-  groupWait?: string;
-  groupInterval?: string;
-}
+/** The default route to one webhook, or a whole configuration whose receivers name their own URLs. */
+export type AlertmanagerOptions =
+  | { webhookUrl: string; groupWait?: string; groupInterval?: string }
+  | { config: Record<string, unknown> };
 
 export interface Alertmanager {
   url: string;
@@ -423,18 +422,26 @@ export interface Alertmanager {
   stop(): Promise<void>;
 }
 
-/** A real Alertmanager routing every alert to `webhookUrl`, grouped by alertname and target. */
+/**
+ * A real Alertmanager routing every alert to `webhookUrl`, grouped by alertname and target (or
+ * configured by `options.config`).
+ */
 export async function startAlertmanager(options: AlertmanagerOptions): Promise<Alertmanager> {
-  const config = {
-    route: {
-      receiver: "webhook",
-      group_by: ["alertname", "target"],
-      group_wait: options.groupWait ?? "1s",
-      group_interval: options.groupInterval ?? "1s",
-      repeat_interval: "1h",
-    },
-    receivers: [{ name: "webhook", webhook_configs: [{ url: options.webhookUrl, send_resolved: true }] }],
-  };
+  const config =
+    "config" in options
+      ? options.config
+      : {
+          route: {
+            receiver: "webhook",
+            group_by: ["alertname", "target"],
+            group_wait: options.groupWait ?? "1s",
+            group_interval: options.groupInterval ?? "1s",
+            repeat_interval: "1h",
+          },
+          receivers: [
+            { name: "webhook", webhook_configs: [{ url: options.webhookUrl, send_resolved: true }] },
+          ],
+        };
   const daemon = await startListening(
     "alertmanager",
     ALERTMANAGER_BIN,
