@@ -1,6 +1,8 @@
 import {
   chmodSync,
   closeSync,
+  constants,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -21,7 +23,8 @@ import { parseIncidentEvent } from "./validate.js";
  * append starts on a fresh line so it cannot glue itself onto the torn one. A line that is not a
  * well-formed event (validate.ts) is skipped the same way; a file that cannot be read or does not
  * open with its own "opened" event is set aside as `<id>.jsonl.bad-<ms>` (read-only: only skipped),
- * with a warning: a bad file never stops the daemon or the CLI.
+ * with a warning: a bad file never stops the daemon or the CLI. The recorder writes only regular
+ * files, so anything else (a FIFO, whose open would block the start; a link) is set aside unread.
  */
 export class IncidentStore {
   private readonly needsNewline = new Set<string>();
@@ -50,9 +53,10 @@ export class IncidentStore {
       const id = name.slice(0, -".jsonl".length);
       let text: string;
       try {
-        text = readFileSync(join(this.dir, name), "utf8");
+        text = readRegularFile(join(this.dir, name));
       } catch (error) {
-        this.setAside(id, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+        const code = (error as NodeJS.ErrnoException).code;
+        this.setAside(id, code === "ELOOP" ? "a symbolic link" : (code ?? (error as Error).message));
         continue;
       }
       const events: IncidentEvent[] = [];
@@ -114,5 +118,16 @@ export class IncidentStore {
 
   private fileOf(id: string): string {
     return join(this.dir, `${id}.jsonl`);
+  }
+}
+
+/** A regular file's text; a FIFO, device, directory or symbolic link is an error, never waited on. */
+function readRegularFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
   }
 }

@@ -1,4 +1,14 @@
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { incidentsListCommand, incidentsShowCommand } from "../../src/cli/incidents.js";
@@ -49,6 +59,22 @@ const HOSTILE: Array<[string, (dir: string) => void]> = [
         join(dir, "bad-3.jsonl"),
         `${JSON.stringify({ type: "opened", v: 1, id: "../../etc/passwd", target: "t", wall: 1, state: "frozen", reason: "r", recentIncidents: 0, before: [] })}\n`,
       ),
+  ],
+  // Opening a FIFO for reading waits for a writer: `run` used to hang before its first tick.
+  ["a FIFO named x.jsonl", (dir) => execFileSync("mkfifo", [join(dir, "x.jsonl")])],
+  [
+    "a symbolic link to a well-formed incident elsewhere",
+    (dir) => {
+      const good = readdirSync(dir).find((n) => n.endsWith(".jsonl")) as string;
+      const id = good.slice(0, -".jsonl".length);
+      const elsewhere = mkdtempSync(join(tmpdir(), "owd-elsewhere-"));
+      cleanups.push(() => rmSync(elsewhere, { recursive: true, force: true }));
+      writeFileSync(
+        join(elsewhere, "linked.jsonl"),
+        readFileSync(join(dir, good), "utf8").replaceAll(`"${id}"`, '"linked"'),
+      );
+      symlinkSync(join(elsewhere, "linked.jsonl"), join(dir, "linked.jsonl"));
+    },
   ],
   [
     "binary garbage",
