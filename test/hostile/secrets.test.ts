@@ -23,6 +23,20 @@ describe("restart command arguments", () => {
     expect(JSON.stringify(failed)).not.toContain(SECRET);
     expect(failed.error).toMatch(/^\/bin\/sh \(\+3 arguments not shown\): exit code 3/);
   });
+
+  it("are scrubbed from what the program prints, whole or as the value of name=value", async () => {
+    const echoing = await restartCommand(
+      [
+        "/bin/sh",
+        "-c",
+        'echo "as given: $1; value: $(echo "$1" | cut -d= -f2-)" >&2; exit 3',
+        "sh",
+        `--token=${SECRET}`,
+      ],
+      { timeoutMs: 5000 },
+    );
+    expect(echoing.error).toBe("/bin/sh (+4 arguments not shown): exit code 3: as given: …; value: …");
+  });
 });
 
 describe("the daemon with a token in the restart command", () => {
@@ -48,7 +62,8 @@ describe("the daemon with a token in the restart command", () => {
           {
             name: "t",
             url: "http://127.0.0.1:1",
-            restart: { command: { argv: ["/bin/true", `--token=${SECRET}`] } },
+            // env refuses the option and prints it back on stderr, as many programs would.
+            restart: { command: { argv: ["/usr/bin/env", `--token=${SECRET}`] } },
           },
         ],
         detection: { downAfter: 1, startupGrace: "0s" },
@@ -68,7 +83,7 @@ describe("the daemon with a token in the restart command", () => {
     });
     const get = async (path: string) => (await fetch(`${base}${path}`)).text();
     await waitFor(
-      async () => (await get("/api/incidents")).includes("/bin/true") || output.includes("/bin/true"),
+      async () => (await get("/api/incidents")).includes("/usr/bin/env") || output.includes("/usr/bin/env"),
       {
         timeoutMs: 20_000,
         what: "a restart that ran",
@@ -85,7 +100,9 @@ describe("the daemon with a token in the restart command", () => {
     const files = (d: string): string[] =>
       readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? files(join(d, n)) : [join(d, n)]));
     for (const path of files(stateDir)) shown.push(readFileSync(path, "utf8"));
-    expect(shown.join("\n")).toContain("/bin/true (+1 argument not shown)");
+    expect(shown.join("\n")).toContain(
+      "/usr/bin/env (+1 argument not shown): exit code 125: /usr/bin/env: unrecognized option '…'",
+    );
     for (const text of shown) expect(text).not.toContain(SECRET);
   });
 });

@@ -2,10 +2,10 @@
  * A user-supplied restart program: argv without a shell, under its deadline; exit 0 = success.
  * Its process group is killed at the deadline; while a previous run is still stuck (D state),
  * no second one starts (preflight says so: not executed, not counted). Only the program is ever
- * shown (its arguments may carry a secret).
+ * shown (its arguments may carry a secret), and its arguments are scrubbed from its own output.
  */
 import { runTool, stuckTool } from "../../collectors/tool.js";
-import { shownCommand } from "../../core/redact.js";
+import { scrubArguments, shownCommand } from "../../core/redact.js";
 import { type ActionContext, type ActionModule, type ActionRun, describeExec } from "./action.js";
 
 export async function restartCommand(
@@ -19,7 +19,7 @@ export async function restartCommand(
   if (options.env) execOptions.env = options.env;
   const result = await runTool(argv, execOptions);
   if (result.exitCode === 0 && !result.timedOut) return { ok: true, detail: shown };
-  return { ok: false, error: `${shown}: ${describeExec(result)}` };
+  return { ok: false, error: `${shown}: ${scrubArguments(describeExec(result), argv)}` };
 }
 
 export const restartCommandAction: ActionModule = {
