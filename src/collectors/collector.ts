@@ -97,3 +97,12 @@ export function fetchWithSignal(fetchFn: FetchFn, signal: AbortSignal): FetchFn 
   return (input, init) =>
     fetchFn(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
 }
+
+/** The collectors that apply here and failed this tick, with their errors (shown and logged). */
+export function failedCollectors(
+  statuses: readonly CollectorStatus[] | undefined,
+): { collector: string; error: string }[] {
+  return (statuses ?? [])
+    .filter((c) => c.applies && !c.success)
+    .map((c) => ({ collector: c.collector, error: c.error ?? "failed" }));
+}

@@ -33,8 +33,14 @@ export interface ExecOptions {
  * and the promise settles at the deadline even if the child ignores both (a process stuck in
  * D state cannot be reaped, and must not block the caller). The child leads its own process group
  * and the signals go to the whole group: a hung tool's children (a wrapper script's nvidia-smi, a
- * restart script's docker) die with it instead of piling up.
+ * restart script's docker) die with it instead of piling up. The run ends when the program itself
+ * exits (its output read until its pipes close, or for PIPE_GRACE_MS): a process it left in the
+ * background holding the pipes (a restart script's `ollama serve &`) neither delays the result
+ * nor is killed as part of a hung run.
  */
+/** How long output is still read after the program exited, while something else holds its pipes. */
+export const PIPE_GRACE_MS = 200;
+
 export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResult> {
   const [program, ...args] = argv;
   const started = performance.now();
@@ -45,11 +51,16 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
     let stderr = "";
     let settled = false;
     let timedOut = false;
+    // Declared before `finish`, which a synchronous spawn error calls before they are set.
+    let deadline: NodeJS.Timeout | undefined;
+    let hardDeadline: NodeJS.Timeout | undefined;
+    let pipeGrace: NodeJS.Timeout | undefined;
     const finish = (partial: Partial<ExecResult>) => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       clearTimeout(hardDeadline);
+      clearTimeout(pipeGrace);
       resolve({
         argv,
         exitCode: null,
@@ -73,12 +84,12 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
       finish({ spawnError: (error as Error).message });
       return;
     }
-    let closed = false;
+    let gone = false;
     const exited = new Promise<void>((resolve) => {
-      child.once("close", () => resolve());
+      child.once("exit", () => resolve());
       child.once("error", () => resolve());
     }).then(() => {
-      closed = true;
+      gone = true;
     });
     const killGroup = (signal: NodeJS.Signals) => {
       try {
@@ -92,15 +103,14 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
         }
       }
     };
-    const deadline = setTimeout(() => {
+    deadline = setTimeout(() => {
       timedOut = true;
       killGroup("SIGTERM");
-      setTimeout(() => {
-        if (!closed) killGroup("SIGKILL");
-      }, 1000).unref();
+      // The whole group, even when the program itself died at SIGTERM: its children may not have.
+      setTimeout(() => killGroup("SIGKILL"), 1000).unref();
     }, options.timeoutMs);
-    const hardDeadline = setTimeout(
-      () => finish(closed ? {} : { lingering: { pid: child.pid, exited } }),
+    hardDeadline = setTimeout(
+      () => finish(gone ? {} : { lingering: { pid: child.pid, exited } }),
       options.timeoutMs + 1500,
     );
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
@@ -111,5 +121,13 @@ export function execArgv(argv: string[], options: ExecOptions): Promise<ExecResu
     });
     child.on("error", (error) => finish({ spawnError: error.message }));
     child.on("close", (exitCode, signal) => finish({ exitCode, signal }));
+    child.on("exit", (exitCode, signal) => {
+      clearTimeout(deadline);
+      pipeGrace = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish({ exitCode, signal });
+      }, PIPE_GRACE_MS);
+    });
   });
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { runCanary } from "../collectors/canary.js";
-import type { CollectorContext } from "../collectors/collector.js";
+import { type CollectorContext, failedCollectors } from "../collectors/collector.js";
 import { observeHost, observeTarget } from "../collectors/observe.js";
 import type { Config, TargetConfig } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
@@ -58,6 +58,11 @@ export interface WatchdogOptions {
 }
 
 /** What the loop keeps per target between ticks: the shell's side of the detector's memory. */
+/** Failed collectors by name. */
+function failingCollectors(observation: Observation | undefined): Map<string, string> {
+  return new Map(failedCollectors(observation?.collectors).map((c) => [c.collector, c.error]));
+}
+
 interface TargetRuntime {
   config: TargetConfig;
   acting: Acting;
@@ -439,6 +444,15 @@ export class Watchdog {
       if (!previous.canaryDisabled?.some((p) => p.model === d.model)) {
         log.warn({ model: d.model, reason: d.reason }, `periodic canaries on ${d.model} stopped`);
       }
+    }
+    // Once per change, not per tick: a stuck GPU tool fails every tick for as long as it is stuck.
+    const failedBefore = failingCollectors(previous.observation);
+    const failedNow = failingCollectors(observation);
+    for (const [collector, error] of failedNow) {
+      if (!failedBefore.has(collector)) log.warn({ collector, error }, `collector ${collector} failing`);
+    }
+    for (const collector of failedBefore.keys()) {
+      if (!failedNow.has(collector)) log.info({ collector }, `collector ${collector} recovered`);
     }
   }
 

@@ -1,3 +1,4 @@
+import { failedCollectors } from "../collectors/collector.js";
 import type { Snapshot, TargetSnapshot } from "../core/types.js";
 import { inRotation } from "../remediation/drain.js";
 import { type Route, sendJson } from "./route.js";
@@ -33,6 +34,7 @@ export function statusBody(snapshot: Snapshot) {
       modelsAvailable: t.observation?.tags?.models.length ?? null,
       lastCanary: t.lastCanary ?? null,
       lastIncident: t.lastIncident ?? null,
+      collectorErrors: failedCollectors(t.observation?.collectors),
     })),
     gpus: snapshot.gpus,
   };

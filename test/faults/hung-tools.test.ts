@@ -1,7 +1,11 @@
 import { type ChildProcess, spawn as nodeSpawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { gpuCollector } from "../../src/collectors/gpu.js";
+import { parseConfig } from "../../src/config/load.js";
+import { createLogger } from "../../src/core/log.js";
+import { Watchdog } from "../../src/daemon/watchdog.js";
 import { restartCommand } from "../../src/remediation/actions/restart-command.js";
 import { waitFor } from "../support/wait.js";
 import { scratchDir, testContext, writeExecutable } from "../unit/collectors/support.js";
@@ -62,9 +66,29 @@ describe("hung tools with children", () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it("a restart command that leaves a server running in the background succeeds, and the server is left alone", async () => {
+    // `ollama serve &` in a restart script inherits the script's stdout: the pipe stays open after
+    // the script exits. That used to hold the run until its deadline, fail it and kill the server.
+    const script = writeExecutable(dir, "restart-ollama", `sleep ${marker} &\necho restarted\nexit 0`);
+    const started = performance.now();
+    const run = await restartCommand([script], { timeoutMs: 3000 });
+    const tookMs = performance.now() - started;
+    console.log(JSON.stringify({ restartWithBackgroundServer: { ok: run.ok, tookMs: Math.round(tookMs) } }));
+    expect(run).toEqual({ ok: true, detail: script });
+    expect(tookMs).toBeLessThan(2000);
+    expect(leftovers()).toHaveLength(1);
+  });
+
+  it("a timed-out tool's children that ignore SIGTERM are killed, even when the tool itself died at SIGTERM", async () => {
+    const program = writeExecutable(dir, "nvidia-smi", `(trap '' TERM; sleep ${marker}) &\nsleep ${marker}`);
+    const ctx = testContext({ config: { gpu: { backend: "nvidia", nvidiaSmi: program, timeout: "300ms" } } });
+    await expect(gpuCollector.collect(ctx)).rejects.toThrow(/did not finish within 300ms/);
+    await waitFor(() => leftovers().length === 0, { what: "no process of the tool left", timeoutMs: 5000 });
+  });
+
   it("a GPU tool that cannot be reaped (D state) is reported stuck, and no second probe starts", async () => {
-    // D state cannot be produced without privileges: the child's "close" is withheld instead, as
-    // the kernel withholds the exit of a process in uninterruptible sleep.
+    // D state cannot be produced without privileges: the child's "exit" and "close" are withheld
+    // instead, as the kernel withholds the exit of a process in uninterruptible sleep.
     const withheld: Array<() => void> = [];
     let spawned = 0;
     const spawn = ((program: string, args: string[], options: object) => {
@@ -74,7 +98,7 @@ describe("hung tools with children", () => {
       const once = child.once.bind(child);
       const hold = (register: typeof on) =>
         ((event: string, listener: (...a: unknown[]) => void) => {
-          if (event === "close") {
+          if (event === "exit" || event === "close") {
             withheld.push(() => listener(null, "SIGKILL"));
             return child;
           }
@@ -107,5 +131,58 @@ describe("hung tools with children", () => {
     );
     for (const release of withheld.splice(0)) release();
     expect(spawned).toBe(2);
+  });
+});
+
+describe("a failing GPU tool is reported", () => {
+  it("in /api/status and once in the log when it starts failing, once when it recovers", async () => {
+    const mode = join(dir, "mode");
+    writeFileSync(mode, "hang");
+    const program = writeExecutable(
+      dir,
+      "nvidia-smi",
+      `if [ "$(cat ${mode})" = hang ]; then exec sleep ${marker}; fi\necho "0, GPU-1, NVIDIA H200, 0, 100, 143771, 40, 80.00"`,
+    );
+    const logLines: string[] = [];
+    const watchdog = await Watchdog.start({
+      config: parseConfig(
+        {
+          interval: "100ms",
+          listen: "127.0.0.1:0",
+          stateDir: join(dir, "state"),
+          targets: [{ name: "t", url: "http://127.0.0.1:9", restart: { command: { argv: ["/bin/true"] } } }],
+          remediation: { dryRun: true },
+          gpu: { backend: "nvidia", nvidiaSmi: program, timeout: "200ms" },
+        },
+        {},
+      ),
+      log: createLogger({
+        level: "info",
+        destination: { write: (line: string) => void logLines.push(line) },
+      }),
+    });
+    try {
+      type Status = { targets: { collectorErrors: { collector: string; error: string }[] }[] };
+      const gpuError = async () =>
+        (
+          (await (await fetch(`${watchdog.url}/api/status`)).json()) as Status
+        ).targets[0]?.collectorErrors.find((c) => c.collector === "gpu");
+      expect((await waitFor(gpuError, { what: "the GPU error in /api/status" })).error).toMatch(
+        /nvidia-smi|GPU tool/,
+      );
+      const ticks = watchdog.snapshot().ticks;
+      await waitFor(() => watchdog.snapshot().ticks >= ticks + 10, { what: "10 more ticks" });
+      expect(logLines.filter((l) => /"msg":"collector gpu failing"/.test(l))).toHaveLength(1);
+      writeFileSync(mode, "ok");
+      await waitFor(async () => (await gpuError()) === undefined, {
+        what: "the GPU error gone",
+        timeoutMs: 10_000,
+      });
+      await waitFor(() => logLines.some((l) => /"msg":"collector gpu recovered"/.test(l)), {
+        what: "the recovery logged",
+      });
+    } finally {
+      await watchdog.stop();
+    }
   });
 });
