@@ -91,7 +91,12 @@ export function decide(
   const judgement = judge(t);
   scheduleCanaries(t, judgement.state);
   m.state = judgement.state;
-  m.outOfRotationSinceMono = outOfRotationSince(m.outOfRotationSinceMono, judgement.state, nowMono);
+  m.outOfRotationSinceMono = outOfRotationSince(
+    m.outOfRotationSinceMono,
+    judgement.state,
+    obs.api.up,
+    nowMono,
+  );
   const status = budgetStatus(budget, pendingMonos(m), nowMono, config.remediation);
   return {
     memory: m,

@@ -46,6 +46,7 @@ interface PeerTarget {
   reason?: string;
   budget?: { remaining: number; max: number };
   lastIncident?: IncidentSummary | null;
+  api?: { up: boolean } | null;
 }
 
 /** One line of the fleet view: a target of a reachable peer, or an unreachable peer. */
@@ -59,6 +60,8 @@ export interface FleetRow {
   since?: string;
   budget?: { remaining: number; max: number };
   lastIncident?: IncidentSummary | null;
+  /** Whether the target's Ollama API answered (a peer's `api.up`). */
+  apiUp?: boolean;
 }
 
 /** The peer's name when the config gives none: the URL's host. */
@@ -104,6 +107,7 @@ export async function fetchFleet(
         if (targets.length > 1) row.target = t.name;
         if (t.since) row.since = t.since;
         if (t.budget) row.budget = t.budget;
+        if (t.api) row.apiUp = t.api.up;
         return row;
       });
     }),
@@ -132,9 +136,9 @@ export function sortFleet(rows: FleetRow[]): FleetRow[] {
   return [...rows].sort((a, b) => SEVERITY[a.state] - SEVERITY[b.state] || byHost(a.host, b.host));
 }
 
-/** A row is fine when a load balancer would keep it in rotation (healthy, or starting). */
+/** A row is fine when a load balancer would keep it in rotation. */
 export function rowHealthy(row: FleetRow): boolean {
-  return row.state !== "unreachable" && inRotation(row.state);
+  return row.state !== "unreachable" && inRotation(row.state, row.apiUp);
 }
 
 const REASON_WIDTH = 100;

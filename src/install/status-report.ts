@@ -25,6 +25,7 @@ export interface WatchdogTargetStatus {
   models?: Array<{ name: string }>;
   lastIncident?: IncidentSummary | null;
   lastCanary?: { model: string; outcome: string; startedMono?: number } | null;
+  api?: { up: boolean } | null;
 }
 
 export interface WatchdogStatusBody {
@@ -203,11 +204,11 @@ export function formatStatus(report: StatusReport, now: number): string {
   return lines.join("\n");
 }
 
-/** Healthy at one glance: Ollama answers, the watchdog runs, and every target is healthy (or starting). */
+/** Healthy at one glance: Ollama answers, the watchdog runs, and every target is in rotation. */
 export function statusHealthy(report: StatusReport): boolean {
   return (
     report.ollama.up &&
     report.watchdog.running &&
-    report.watchdog.targets.every((target) => inRotation(target.state as WatchdogState))
+    report.watchdog.targets.every((target) => inRotation(target.state as WatchdogState, target.api?.up))
   );
 }

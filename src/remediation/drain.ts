@@ -7,20 +7,23 @@
 import type { WatchdogState } from "../core/types.js";
 import { formatMs } from "./policy.js";
 
-/** States in which `/targets/<name>/health` answers 200 (DESIGN.md §7). */
-const IN_ROTATION: ReadonlySet<WatchdogState> = new Set(["healthy", "starting"]);
-
-export function inRotation(state: WatchdogState): boolean {
-  return IN_ROTATION.has(state);
+/**
+ * Whether `/targets/<name>/health` answers 200 (DESIGN.md §7): healthy, or starting while Ollama's
+ * API answers. During the start-up grace an Ollama that does not answer (still booting, or dead
+ * since before the watchdog started) is not judged yet, but a balancer must not send it users.
+ */
+export function inRotation(state: WatchdogState, apiUp: boolean | undefined): boolean {
+  return state === "healthy" || (state === "starting" && apiUp === true);
 }
 
 /** When the health endpoint began answering 503, carried from tick to tick (undefined while 200). */
 export function outOfRotationSince(
   previous: number | undefined,
   state: WatchdogState,
+  apiUp: boolean,
   nowMono: number,
 ): number | undefined {
-  if (inRotation(state)) return undefined;
+  if (inRotation(state, apiUp)) return undefined;
   return previous ?? nowMono;
 }
 

@@ -74,7 +74,7 @@ export function apiRoutes(deps: {
           sendJson(res, 404, { error: `no target named ${name}` });
           return;
         }
-        sendJson(res, inRotation(target.state) ? 200 : 503, {
+        sendJson(res, inRotation(target.state, target.observation?.api.up) ? 200 : 503, {
           name: target.name,
           state: target.state,
           since: new Date(target.sinceWall).toISOString(),

@@ -27,7 +27,8 @@ describe("fleet view (pure)", () => {
       row("b", "suspect"),
       row("c", "unreachable"),
       row("d", "frozen"),
-      row("e", "starting"),
+      row("e", "starting", { apiUp: true }),
+      row("i", "starting", { apiUp: false }),
       row("f", "exhausted"),
       row("g", "recovering"),
       row("h", "down"),
@@ -39,6 +40,7 @@ describe("fleet view (pure)", () => {
       "unreachable",
       "recovering",
       "suspect",
+      "starting",
       "starting",
       "healthy",
     ]);

@@ -21,13 +21,20 @@ describe("drain gate (pure)", () => {
   });
 
   it("out of rotation from suspect on, back in rotation when healthy", () => {
-    expect(["starting", "healthy"].every((s) => inRotation(s as never))).toBe(true);
-    expect(["suspect", "frozen", "recovering", "down", "exhausted"].some((s) => inRotation(s as never))).toBe(
-      false,
-    );
-    expect(outOfRotationSince(undefined, "suspect", 5)).toBe(5);
-    expect(outOfRotationSince(5, "frozen", 9)).toBe(5);
-    expect(outOfRotationSince(5, "healthy", 9)).toBeUndefined();
+    expect(["starting", "healthy"].every((s) => inRotation(s as never, true))).toBe(true);
+    expect(
+      ["suspect", "frozen", "recovering", "down", "exhausted"].some((s) => inRotation(s as never, true)),
+    ).toBe(false);
+    expect(outOfRotationSince(undefined, "suspect", true, 5)).toBe(5);
+    expect(outOfRotationSince(5, "frozen", true, 9)).toBe(5);
+    expect(outOfRotationSince(5, "healthy", true, 9)).toBeUndefined();
+  });
+
+  it("starting is in rotation only while Ollama's API answers (not yet asked: out)", () => {
+    expect(inRotation("starting", true)).toBe(true);
+    expect(inRotation("starting", false)).toBe(false);
+    expect(inRotation("starting", undefined)).toBe(false);
+    expect(outOfRotationSince(undefined, "starting", false, 5)).toBe(5);
   });
 });
 
@@ -45,7 +52,7 @@ describe("decide: the restart waits until the health endpoint has answered 503 f
     const world = warm({ remediation: { ladder: ["restart"], drainFor: "3m" } });
     world.frozen = true;
     world.run(20 * MIN, () => world.actions.length === 1);
-    const left = world.trace.find((e) => !inRotation(e.state));
+    const left = world.trace.find((e) => !inRotation(e.state, true));
     const restart = world.actions[0];
     expect(restart?.command.kind).toBe("restart");
     expect((restart?.t ?? 0) - (left?.t ?? 0)).toBeGreaterThanOrEqual(drainFor);
@@ -54,7 +61,7 @@ describe("decide: the restart waits until the health endpoint has answered 503 f
     expect(draining.length).toBeGreaterThan(0);
     // A restart that waits is not executed: no budget slot is used while draining.
     expect(draining.every((e) => e.verdict.budget.remaining === 3)).toBe(true);
-    expect(draining.every((e) => !inRotation(e.state))).toBe(true);
+    expect(draining.every((e) => !inRotation(e.state, true))).toBe(true);
     expect(world.run(10 * MIN, (e) => e.state === "healthy").reason).toMatch(/healed by restart/);
   });
 
