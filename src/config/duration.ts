@@ -1,11 +1,16 @@
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+/** One or more number+unit parts, largest first or not ("1m30s", as formatDuration writes it). */
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
 
-/** Parses "500ms", "15s", "3m", "1h" into milliseconds; undefined when it is not a duration. */
+/** Parses "500ms", "15s", "3m", "1h", "1m30s" into milliseconds; undefined when it is not a duration. */
 export function parseDuration(text: string): number | undefined {
-  const match = DURATION.exec(text.trim());
-  if (!match) return undefined;
-  return Math.round(Number(match[1]) * (UNITS[match[2] as string] as number));
+  const trimmed = text.trim();
+  if (!DURATION.test(trimmed)) return undefined;
+  let ms = 0;
+  for (const [, amount, unit] of trimmed.matchAll(PART))
+    ms += Number(amount) * (UNITS[unit as string] as number);
+  return Math.round(ms);
 }
 
 /** Formats milliseconds the way a person writes a duration: 90000 → "1m30s". */

@@ -5,6 +5,7 @@
  * `BudgetView` (the ledger's past actions, times converted to monotonic-equivalent ms) plus the
  * action the detector issued but whose outcome has not reached the ledger yet.
  */
+import { formatDuration } from "../config/duration.js";
 import type { Config } from "../config/schema.js";
 import type { ActionResult, RemediationKind } from "../core/types.js";
 
@@ -100,11 +101,5 @@ export function nextLadderStep(
 
 /** "45s", "2m5s", "1h" — durations in reasons. */
 export function formatMs(ms: number): string {
-  const total = Math.max(0, Math.round(ms / 1000));
-  if (total < 60) return `${total}s`;
-  const hours = Math.floor(total / 3600);
-  const minutes = Math.floor((total % 3600) / 60);
-  const seconds = total % 60;
-  const parts = [hours ? `${hours}h` : "", minutes ? `${minutes}m` : "", seconds ? `${seconds}s` : ""];
-  return parts.join("");
+  return formatDuration(Math.max(0, ms));
 }

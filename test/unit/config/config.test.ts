@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { formatDuration, parseDuration } from "../../../src/config/duration.js";
 import { ConfigError, parseConfig, parseConfigText } from "../../../src/config/load.js";
 import { urlFromOllamaHost } from "../../../src/config/schema.js";
 
@@ -229,5 +230,31 @@ describe("config", () => {
       { docker: { container: "ollama", socket: "/var/run/docker.sock", timeout: 60_000 } },
       { command: { argv: ["/usr/local/bin/restart-ollama", "--now"], timeout: 5000 } },
     ]);
+  });
+});
+
+describe("durations", () => {
+  it.each([
+    ["500ms", 500],
+    ["15s", 15_000],
+    ["1.5h", 5_400_000],
+    ["1m30s", 90_000],
+    ["1h30m", 5_400_000],
+    ["2m500ms", 120_500],
+    ["1d12h", 129_600_000],
+  ])("%s is %d ms", (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(["", "15", "1m 30s", "m30s", "1m30", "-1s", "1e3s", "60S", "1.s"])(
+    "%j is not a duration",
+    (text) => {
+      expect(parseDuration(text)).toBeUndefined();
+    },
+  );
+
+  it("reads back what it writes (messages quote durations the config accepts)", () => {
+    for (const ms of [1, 500, 1000, 90_000, 3_600_000, 5_400_000, 5_430_000, 86_400_000])
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 });
