@@ -89,6 +89,8 @@ const containerName = v.pipe(
 
 /** Command lines no Ollama pattern has any business matching: one that matches them all matches anything. */
 const UNRELATED_COMMAND_LINES = ["a", "1", "/sbin/init", "sshd: root@pts/0", "-bash"];
+/** Processes every Linux host runs: a pattern that matches one of them (`[a-z]`, `s`) is far too wide. */
+const SYSTEM_COMMAND_LINES = ["/sbin/init", "/usr/lib/systemd/systemd-journald", "sshd: root@pts/0", "-bash"];
 
 /** A process pattern: a valid regex that does not match everything (it decides what may be killed). */
 const processPattern = v.pipe(
@@ -108,6 +110,11 @@ const processPattern = v.pipe(
       addIssue({
         message: `matches every process (it matches ${UNRELATED_COMMAND_LINES.map((l) => `"${l}"`).join(", ")})`,
       });
+    else {
+      const system = SYSTEM_COMMAND_LINES.find((line) => pattern.test(line));
+      if (system !== undefined)
+        addIssue({ message: `matches processes that are not Ollama's (it matches "${system}")` });
+    }
   }),
 );
 

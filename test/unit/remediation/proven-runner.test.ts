@@ -81,6 +81,15 @@ describe("processes.* patterns (H2: nothing that matches everything)", () => {
     expect(withPatterns({ server: pattern })).toThrow(/processes\.server.*matches every process/);
   });
 
+  it.each([["[a-z]"], ["[a-z/]"], ["s"], ["in"], ["bash"]])(
+    "rejects %j: it matches system processes",
+    (pattern) => {
+      expect(withPatterns({ runner: pattern })).toThrow(
+        /processes\.runner: matches processes that are not Ollama's/,
+      );
+    },
+  );
+
   it("accepts the defaults and a real pattern", () => {
     expect(
       withPatterns({ runner: "ollama runner|llama-server", server: "^/opt/ai/bin/serve\\b" }),
