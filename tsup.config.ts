@@ -13,6 +13,7 @@ export default defineConfig({
     "bench/overhead": "bench/overhead.ts",
     "bench/module-cost": "bench/module-cost.ts",
     "bench/proxy": "bench/proxy.ts",
+    "bench/auth-flood": "bench/auth-flood.ts",
   },
   format: ["esm"],
   platform: "node",

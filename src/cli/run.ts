@@ -2,15 +2,18 @@ import { setFlagsFromString } from "node:v8";
 import { loadConfig } from "../config/load.js";
 import { createLogger } from "../core/log.js";
 import { Watchdog } from "../daemon/watchdog.js";
-import { STALL_GUARD_V8_FLAGS } from "./v8-flags.js";
+import { loadWebConfig } from "../server/web-config.js";
+import { OPTIMIZER_V8_FLAGS, STALL_GUARD_V8_FLAGS } from "./v8-flags.js";
 
 /** `run`: the daemon, until SIGTERM/SIGINT (then a graceful stop and exit 0). */
 export async function runCommand(opts: { config?: string; "web.config.file"?: string }): Promise<number> {
-  // cli.ts set DAEMON_V8_FLAGS before the first import; a stall guard needs the speed back.
+  // cli.ts set DAEMON_V8_FLAGS before the first import; a stall guard and bcrypt need speed back.
   const loaded = loadConfig(opts.config);
-  if (loaded.targets.some((t) => t.proxy)) setFlagsFromString(STALL_GUARD_V8_FLAGS);
   const webConfig = opts["web.config.file"];
   const config = webConfig ? { ...loaded, webConfig } : loaded;
+  if (loaded.targets.some((t) => t.proxy)) setFlagsFromString(STALL_GUARD_V8_FLAGS);
+  else if (config.webConfig && loadWebConfig(config.webConfig).users.size > 0)
+    setFlagsFromString(OPTIMIZER_V8_FLAGS);
   const log = createLogger();
   const watchdog = await Watchdog.start({ config, log });
   await new Promise<void>((resolve) => {

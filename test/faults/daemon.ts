@@ -9,7 +9,7 @@ export interface Daemon {
   output(): string;
   /** Resolves with the exit code (null when killed by a signal) once it exited. */
   exited: Promise<number | null>;
-  /** Its HTTP base URL, from the "watchdog started" line. */
+  /** Its HTTP(S) base URL, from the "watchdog started" line. */
   url(): Promise<string>;
   /** SIGKILL if still running. */
   kill(): Promise<void>;
@@ -32,7 +32,7 @@ export function startDaemon(configPath: string, wrap?: (argv: string[]) => strin
     output: () => output,
     exited,
     url: () =>
-      waitFor(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], {
+      waitFor(() => /"url":"(https?:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], {
         timeoutMs: 20_000,
         what: `the watchdog's start line (output so far: ${output.slice(-300)})`,
       }),

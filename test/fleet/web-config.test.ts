@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { request } from "node:https";
@@ -8,6 +8,8 @@ import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { load as parse } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { basicAuth as basic, makeServerCertificate } from "../../bench/lib/auth-flood.js";
+import { sleep } from "../../bench/lib/target.js";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { silentLogger } from "../../src/core/log.js";
 import { Watchdog } from "../../src/daemon/watchdog.js";
@@ -29,39 +31,7 @@ function writeWebConfig(name: string, body: string): string {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "owd-web-"));
-  // A CA and a server certificate for 127.0.0.1 signed by it, as an operator would make them.
-  const ssl = (args: string[]) => execFileSync("/usr/bin/openssl", args, { cwd: dir, stdio: "pipe" });
-  ssl(
-    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca"].concat([
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-    ]),
-  );
-  ssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-  ]);
-  writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
-  ssl(
-    ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"].concat([
-      "-days",
-      "2",
-      "-extfile",
-      "san.ext",
-      "-out",
-      "server.crt",
-    ]),
-  );
+  makeServerCertificate(dir);
   writeFileSync(join(dir, "password"), `${PASSWORD}\n`);
 });
 
@@ -103,14 +73,24 @@ describe("web config file (Prometheus exporter format)", () => {
 
   it("basic auth: right password in, wrong password and unknown user out", async () => {
     const check = basicAuthenticator(new Map([["alice", bcrypt.hashSync("s3cret", 4)]]));
-    const basic = (user: string, password: string) =>
-      `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
-    expect(await check(basic("alice", "s3cret"))).toBe(true);
-    expect(await check(basic("alice", "s3cret"))).toBe(true); // remembered
-    expect(await check(basic("alice", "wrong"))).toBe(false);
-    expect(await check(basic("bob", "s3cret"))).toBe(false);
-    expect(await check(undefined)).toBe(false);
-    expect(await check("Bearer x")).toBe(false);
+    expect(await check(basic("alice", "s3cret"))).toBe("ok");
+    expect(await check(basic("alice", "s3cret"))).toBe("ok"); // remembered
+    expect(await check(basic("alice", "wrong"))).toBe("denied");
+    expect(await check(basic("bob", "s3cret"))).toBe("denied");
+    expect(await check(undefined)).toBe("denied");
+    expect(await check("Bearer x")).toBe("denied");
+  });
+
+  it("basic auth: one bcrypt compare at a time and four waiting, beyond them busy; remembered pairs pass", async () => {
+    const check = basicAuthenticator(new Map([["alice", bcrypt.hashSync("s3cret", 4)]]));
+    expect(await check(basic("alice", "s3cret"))).toBe("ok");
+    await sleep(100); // the slot stays taken for a while after each compare
+    const wrong = Array.from({ length: 10 }, (_, i) => check(basic(i % 2 ? "alice" : "bob", `wrong${i}`)));
+    expect(await check(basic("alice", "s3cret"))).toBe("ok");
+    const results = await Promise.all(wrong);
+    expect(results.slice(0, 5)).toEqual(Array(5).fill("denied"));
+    expect(results.slice(5)).toEqual(Array(5).fill("busy"));
+    expect(await check(basic("alice", "wrong"))).toBe("denied");
   });
 });
 
