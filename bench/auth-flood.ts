@@ -63,8 +63,9 @@ try {
     output += chunk.toString();
   });
   try {
-    let url: string | undefined;
-    while (!(url = /"url":"(https:\/\/[^"]+)"/.exec(output)?.[1])) await sleep(100);
+    const startedUrl = () => /"url":"(https:\/\/[^"]+)"/.exec(output)?.[1];
+    while (!startedUrl()) await sleep(100);
+    const url = startedUrl() as string;
     const pid = child.pid as number;
     const ca = readFileSync(join(dir, "ca.pem"));
     const check = () =>
