@@ -1,4 +1,5 @@
 import { dirname } from "node:path";
+import { ConfigError } from "../config/load.js";
 import { isUnitName } from "../config/names.js";
 import type { Config } from "../config/schema.js";
 import { defaultLayout, type InstallLayout } from "./layout.js";
@@ -71,6 +72,11 @@ export function unitInputsFor(config: Config, layout: InstallLayout): UnitInputs
   };
 }
 
+/** A value that cannot go into a root-owned file: one line and exit 2, like any bad input. */
+function refused(message: string): ConfigError {
+  return new ConfigError(message, [message]);
+}
+
 /**
  * One word of a systemd file (unit, sysusers.d): `%` doubled (else it is a specifier such as %h),
  * quoted when it has anything but plain characters. A control character cannot be written safely
@@ -79,21 +85,21 @@ export function unitInputsFor(config: Config, layout: InstallLayout): UnitInputs
 export function systemdWord(word: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[\x00-\x1f\x7f]/.test(word))
-    throw new Error(`${JSON.stringify(word)}: a control character cannot go into a systemd file`);
+    throw refused(`${JSON.stringify(word)}: a control character cannot go into a systemd file`);
   const escaped = word.replace(/%/g, "%%");
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped) ? escaped : `"${escaped.replace(/(["\\])/g, "\\$1")}"`;
 }
 
 /** A unit name as systemd's grammar allows it (config/names.ts), or an error: never rendered raw. */
 export function checkedUnitName(unit: string): string {
-  if (!isUnitName(unit)) throw new Error(`${JSON.stringify(unit)} is not a valid unit name`);
+  if (!isUnitName(unit)) throw refused(`${JSON.stringify(unit)} is not a valid unit name`);
   return unit;
 }
 
 /** A system user/group name (the service user): letters, digits, '_', '-', '.'. */
 export function checkedUserName(user: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(user))
-    throw new Error(`${JSON.stringify(user)} is not a valid user name`);
+    throw refused(`${JSON.stringify(user)} is not a valid user name`);
   return user;
 }
 
