@@ -20,22 +20,26 @@ export interface FleetPeer {
   authorization?: string;
 }
 
-/** The config's `fleet:` list as peers (reads each basicAuth.passwordFile; a missing one is a config error). */
+/** The config's `fleet:` list as peers; a basicAuth.passwordFile that cannot be read is a config error. */
 export function peersFromConfig(fleet: Config["fleet"]): FleetPeer[] {
-  return fleet.map((peer) => {
+  const problems: string[] = [];
+  const peers = fleet.map((peer, i) => {
     const result: FleetPeer = { name: peer.name ?? peerName(peer.url), url: peer.url };
     if (peer.basicAuth) {
-      let password: string;
+      const { username, passwordFile } = peer.basicAuth;
       try {
-        password = readFileSync(peer.basicAuth.passwordFile, "utf8").replace(/\r?\n$/, "");
+        const password = readFileSync(passwordFile, "utf8").replace(/\r?\n$/, "");
+        result.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
       } catch (error) {
-        const message = `fleet: ${peer.url}: basicAuth.passwordFile: cannot read ${peer.basicAuth.passwordFile} (${(error as NodeJS.ErrnoException).code})`;
-        throw new ConfigError(message, [message]);
+        problems.push(
+          `fleet[${i}].basicAuth.passwordFile: cannot read ${passwordFile} (${(error as NodeJS.ErrnoException).code})`,
+        );
       }
-      result.authorization = `Basic ${Buffer.from(`${peer.basicAuth.username}:${password}`).toString("base64")}`;
     }
     return result;
   });
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"), problems);
+  return peers;
 }
 
 /** One target as a peer's /api/status reports it (DESIGN.md §7). */
