@@ -22,9 +22,10 @@ export interface FleetPeer {
 
 /** The config's `fleet:` list as peers; a basicAuth.passwordFile that cannot be read is a config error. */
 export function peersFromConfig(fleet: Config["fleet"]): FleetPeer[] {
+  const names = peerNames(fleet.map((peer) => peer.url));
   const problems: string[] = [];
   const peers = fleet.map((peer, i) => {
-    const result: FleetPeer = { name: peer.name ?? peerName(peer.url), url: peer.url };
+    const result: FleetPeer = { name: peer.name ?? (names[i] as string), url: peer.url };
     if (peer.basicAuth) {
       const { username, passwordFile } = peer.basicAuth;
       try {
@@ -65,13 +66,27 @@ export interface FleetRow {
   lastIncident?: IncidentSummary | null;
 }
 
-/** The peer's name when the config gives none: the URL's host. */
-export function peerName(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return url;
-  }
+/**
+ * Names for peers the config does not name: each URL's host name, with its port where another
+ * peer has the same host name (two watchdogs on one machine), the whole URL where even that is shared.
+ */
+export function peerNames(urls: readonly string[]): string[] {
+  const parsed = urls.map((url) => {
+    try {
+      return new URL(url);
+    } catch {
+      return undefined;
+    }
+  });
+  const labels = [(url: URL) => url.hostname, (url: URL) => url.host];
+  return urls.map((raw, i) => {
+    const url = parsed[i];
+    if (!url) return raw;
+    const unique = labels.find((label) =>
+      parsed.every((other, j) => j === i || other === undefined || label(other) !== label(url)),
+    );
+    return unique ? unique(url) : raw;
+  });
 }
 
 export async function fetchFleet(
