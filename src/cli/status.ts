@@ -1,5 +1,5 @@
 import { loadConfig } from "../config/load.js";
-import { fetchFleet, formatFleet, peerName, peersFromConfig, rowHealthy } from "../fleet/fleet.js";
+import { fetchFleet, formatFleet, peersFromConfig, rowHealthy } from "../fleet/fleet.js";
 import { formatStatus, gatherStatus, statusHealthy } from "../install/status-report.js";
 import { defaultExec } from "../install/system.js";
 
@@ -20,9 +20,7 @@ export async function statusCommand(opts: {
   const config = loadConfig(opts.config);
   const urls = opts.url ?? [];
   if (urls.length > 1 || (urls.length === 0 && config.fleet.length > 0)) {
-    const peers = urls.length
-      ? urls.map((url) => ({ name: peerName(url), url }))
-      : peersFromConfig(config.fleet);
+    const peers = peersFromConfig(urls.length ? urls.map((url) => ({ url })) : config.fleet);
     const rows = await fetchFleet(peers, { timeoutMs: PEER_TIMEOUT_MS });
     process.stdout.write(
       opts.json ? `${JSON.stringify({ hosts: rows }, null, 2)}\n` : `${formatFleet(rows, Date.now())}\n`,

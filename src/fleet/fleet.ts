@@ -20,22 +20,27 @@ export interface FleetPeer {
   authorization?: string;
 }
 
-/** The config's `fleet:` list as peers (reads each basicAuth.passwordFile; a missing one is a config error). */
+/** The config's `fleet:` list as peers; a basicAuth.passwordFile that cannot be read is a config error. */
 export function peersFromConfig(fleet: Config["fleet"]): FleetPeer[] {
-  return fleet.map((peer) => {
-    const result: FleetPeer = { name: peer.name ?? peerName(peer.url), url: peer.url };
+  const names = peerNames(fleet.map((peer) => peer.url));
+  const problems: string[] = [];
+  const peers = fleet.map((peer, i) => {
+    const result: FleetPeer = { name: peer.name ?? (names[i] as string), url: peer.url };
     if (peer.basicAuth) {
-      let password: string;
+      const { username, passwordFile } = peer.basicAuth;
       try {
-        password = readFileSync(peer.basicAuth.passwordFile, "utf8").replace(/\r?\n$/, "");
+        const password = readFileSync(passwordFile, "utf8").replace(/\r?\n$/, "");
+        result.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
       } catch (error) {
-        const message = `fleet: ${peer.url}: basicAuth.passwordFile: cannot read ${peer.basicAuth.passwordFile} (${(error as NodeJS.ErrnoException).code})`;
-        throw new ConfigError(message, [message]);
+        problems.push(
+          `fleet[${i}].basicAuth.passwordFile: cannot read ${passwordFile} (${(error as NodeJS.ErrnoException).code})`,
+        );
       }
-      result.authorization = `Basic ${Buffer.from(`${peer.basicAuth.username}:${password}`).toString("base64")}`;
     }
     return result;
   });
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"), problems);
+  return peers;
 }
 
 /** One target as a peer's /api/status reports it (DESIGN.md §7). */
@@ -64,13 +69,27 @@ export interface FleetRow {
   apiUp?: boolean;
 }
 
-/** The peer's name when the config gives none: the URL's host. */
-export function peerName(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return url;
-  }
+/**
+ * Names for peers the config does not name: each URL's host name, with its port where another
+ * peer has the same host name (two watchdogs on one machine), the whole URL where even that is shared.
+ */
+export function peerNames(urls: readonly string[]): string[] {
+  const parsed = urls.map((url) => {
+    try {
+      return new URL(url);
+    } catch {
+      return undefined;
+    }
+  });
+  const labels = [(url: URL) => url.hostname, (url: URL) => url.host];
+  return urls.map((raw, i) => {
+    const url = parsed[i];
+    if (!url) return raw;
+    const unique = labels.find((label) =>
+      parsed.every((other, j) => j === i || other === undefined || label(other) !== label(url)),
+    );
+    return unique ? unique(url) : raw;
+  });
 }
 
 export async function fetchFleet(

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, resolve } from "node:path";
+import { createSecureContext } from "node:tls";
 import * as v from "valibot";
 import { ConfigError, parseYamlDocument } from "../config/load.js";
 
@@ -71,6 +72,12 @@ export function loadWebConfig(file: string): WebConfig {
       cert: read("tls_server_config.cert_file", tls.cert_file),
       key: read("tls_server_config.key_file", tls.key_file),
     };
+    try {
+      createSecureContext(config.tls);
+    } catch (error) {
+      // Not PEM, or a key that does not belong to the certificate: the listener would throw at start.
+      fail(`tls_server_config: ${(error as Error).message}`);
+    }
   }
   return config;
 }

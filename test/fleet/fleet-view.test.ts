@@ -5,7 +5,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FleetRow, fetchFleet, formatFleet, rowHealthy, sortFleet } from "../../src/fleet/fleet.js";
+import {
+  type FleetRow,
+  fetchFleet,
+  formatFleet,
+  peerNames,
+  peersFromConfig,
+  rowHealthy,
+  sortFleet,
+} from "../../src/fleet/fleet.js";
 import { CLI_ARGV } from "../support/paths.js";
 
 const NOW = Date.UTC(2026, 0, 1, 12);
@@ -71,6 +79,37 @@ describe("fleet view (pure)", () => {
     expect(lines[1]).toMatch(/^gpu2\s+exhausted\s+0\/3\s+exhausted 5m ago\s+exhausted because$/);
     expect(lines[2]).toMatch(/^gpu3\s+UNREACHABLE\s+-\s+-\s+http:\/\/gpu3:11464: no answer within 3000ms$/);
     expect(lines[3]).toMatch(/^gpu1\s+healthy\s+3\/3\s+none\s+healthy because$/);
+  });
+});
+
+describe("fleet view: names of peers given by URL", () => {
+  it("the host name where it tells the peers apart, host:port where two share a host", () => {
+    expect(peerNames(["http://gpu1:11464", "https://gpu2.internal:11464"])).toEqual([
+      "gpu1",
+      "gpu2.internal",
+    ]);
+    expect(
+      peerNames([
+        "http://127.0.0.1:19464",
+        "http://127.0.0.1:19474",
+        "http://[::1]:11464",
+        "http://10.0.0.1",
+      ]),
+    ).toEqual(["127.0.0.1:19464", "127.0.0.1:19474", "[::1]", "10.0.0.1"]);
+    // Same host and port, other scheme: only the URL as given tells them apart.
+    expect(peerNames(["http://gpu1:11464", "https://gpu1:11464"])).toEqual([
+      "http://gpu1:11464",
+      "https://gpu1:11464",
+    ]);
+  });
+
+  it("names from fleet: stay; unnamed peers get the same treatment", () => {
+    const peers = peersFromConfig([
+      { name: "gpu1", url: "http://127.0.0.1:19464" },
+      { url: "http://127.0.0.1:19474" },
+      { url: "http://gpu3:11464" },
+    ]);
+    expect(peers.map((p) => p.name)).toEqual(["gpu1", "127.0.0.1:19474", "gpu3"]);
   });
 });
 
@@ -169,8 +208,12 @@ describe("fleet view against real HTTP peers", () => {
       refused,
     ]);
     expect(bad.code).toBe(1);
-    expect(bad.stdout.split("\n")[1]).toMatch(/^127\.0\.0\.1\s+frozen/);
-    expect(bad.stdout).toMatch(/UNREACHABLE/);
+    // Three watchdogs on one machine: each line says which (host:port).
+    expect(bad.stdout.split("\n")[1]).toMatch(
+      new RegExp(`^127\\.0\\.0\\.1:${new URL(frozen).port}\\s+frozen`),
+    );
+    expect(bad.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${new URL(refused).port}\\s+UNREACHABLE`, "m"));
+    expect(bad.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${new URL(healthy).port}\\s+healthy`, "m"));
   });
 
   it("the fleet: list in the config is what status shows without --url", async () => {
