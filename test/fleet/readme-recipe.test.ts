@@ -102,8 +102,8 @@ describe("README fleet recipe on a fresh install", () => {
     expect([...web.users.keys()]).toEqual(["fleet"]);
     const password = readFileSync(join(etc, "fleet.password"), "utf8").replace(/\r?\n$/, "");
     const authenticate = basicAuthenticator(web.users);
-    expect(await authenticate(`Basic ${Buffer.from(`fleet:${password}`).toString("base64")}`)).toBe(true);
-    expect(await authenticate(`Basic ${Buffer.from("fleet:wrong").toString("base64")}`)).toBe(false);
+    expect(await authenticate(`Basic ${Buffer.from(`fleet:${password}`).toString("base64")}`)).toBe("ok");
+    expect(await authenticate(`Basic ${Buffer.from("fleet:wrong").toString("base64")}`)).toBe("denied");
   });
 
   it("keeps the password and the TLS key from other users", () => {
