@@ -51,6 +51,15 @@ export function hostAllowed(hostHeader: string | undefined, listenHost: string):
   return isIP(name) !== 0 && isLoopbackAddress(name);
 }
 
+/** What an exposed listener without TLS or authentication risks, in words; undefined when it has both. */
+export function exposureWarning(tls: boolean, auth: boolean): string | undefined {
+  if (!auth)
+    return `${tls ? "no authentication" : "no TLS and no authentication"}: anyone who can reach this port reads status, incidents and metrics`;
+  if (!tls)
+    return "no TLS: the password and every answer cross the network in clear text, for anyone on the path to read";
+  return undefined;
+}
+
 /**
  * The daemon's HTTP server: a route table and nothing else. Modules contribute routes; a handler
  * that throws answers 500 and is logged, never crashes the daemon. On a loopback listen the Host
@@ -106,11 +115,11 @@ export async function startHttpServer(
   server.requestTimeout = 30_000;
   const { address, shownHost } = await listenOn(server, host, port);
   checkHost = isLoopbackAddress(address.address);
-  const missing = [web?.tls ? "" : "no TLS", web?.users.size ? "" : "no authentication"].filter(Boolean);
-  if (!checkHost && missing.length) {
+  const exposure = exposureWarning(Boolean(web?.tls), Boolean(web?.users.size));
+  if (!checkHost && exposure) {
     log.warn(
       { listen, address: address.address },
-      `listening beyond loopback on ${shownHost}:${address.port} with ${missing.join(" and ")}: anyone who can reach this port reads status, incidents and metrics. Listen on 127.0.0.1, or set webConfig (TLS and basic auth, docs/fleet.md) (docs/security.md)`,
+      `listening beyond loopback on ${shownHost}:${address.port} with ${exposure}. Listen on 127.0.0.1, or set webConfig (TLS and basic auth, docs/fleet.md) (docs/security.md)`,
     );
   }
   return {

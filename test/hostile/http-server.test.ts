@@ -3,7 +3,7 @@ import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../src/core/types.js";
 import { apiRoutes } from "../../src/server/api-routes.js";
-import { type HttpServer, hostAllowed, startHttpServer } from "../../src/server/http.js";
+import { exposureWarning, type HttpServer, hostAllowed, startHttpServer } from "../../src/server/http.js";
 import { capturingLogger } from "../incidents/helpers.js";
 
 /** Issue #11 M7 (Host check, exposure warning) and L4 (malformed escapes) on the daemon's server. */
@@ -97,6 +97,15 @@ describe("listening beyond loopback", () => {
     const warning = lines.find((l) => l.level === 40 && /beyond loopback/.test(String(l.msg)));
     expect(warning?.msg).toMatch(/no TLS and no authentication/);
     expect((await get(port, "/healthz", "watchdog.lan")).status).toBe(200);
+  });
+
+  it("names the risk of what is missing", () => {
+    expect(exposureWarning(false, false)).toMatch(/^no TLS and no authentication: anyone who can reach/);
+    expect(exposureWarning(true, false)).toMatch(/^no authentication: anyone who can reach/);
+    expect(exposureWarning(false, true)).toMatch(
+      /^no TLS: the password and every answer cross the network in clear text/,
+    );
+    expect(exposureWarning(true, true)).toBeUndefined();
   });
 
   it("says nothing on loopback", async () => {
