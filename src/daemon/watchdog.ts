@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { runCanary } from "../collectors/canary.js";
 import { type CollectorContext, failedCollectors } from "../collectors/collector.js";
 import { observeHost, observeTarget } from "../collectors/observe.js";
-import type { Config, TargetConfig } from "../config/schema.js";
+import { type Config, loopLivenessMs, type TargetConfig } from "../config/schema.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { SpawnFn } from "../core/exec.js";
 import type { FetchFn } from "../core/http.js";
@@ -258,11 +258,11 @@ export class Watchdog {
   }
 
   /**
-   * The loop is alive when a tick finished within three intervals (or it just started). It still
+   * The loop is alive when a tick finished within its liveness window (or it just started). It still
    * ticks when actions cannot be recorded; `problems` says so (the watchdog observes but does not act).
    */
   loopHealthy(): { ok: boolean; lastTickWall?: number; ticks: number; problems?: string[] } {
-    const limit = Math.max(3 * this.config.interval, 10_000);
+    const limit = loopLivenessMs(this.config.interval, this.config.detection.apiTimeout);
     const reference = this.lastTickWall ?? this.startedWall;
     const ok = !this.stopping && this.clock.now() - reference <= limit;
     const problems = this.ledger.writeError ? [`cannot record actions: ${this.ledger.writeError}`] : [];
