@@ -85,11 +85,16 @@ function newModelMemory(model: LoadedModel, now: number, loading: boolean): Mode
   };
 }
 
-/** Our canaries on this model: one running now, or the wall time the latest finished. */
-function noteOwnCanaries(mm: ModelMemory, obs: Observation, now: number): boolean {
+/**
+ * Our canaries on this model: one running now, or the wall time the latest finished. The end is
+ * placed on the wall clock through the observation's own pair (wall and mono read together at the
+ * tick's start), not the decision's `now`: that is later by however long the collectors took, and a
+ * slow tick then dated our canary so early that its expiry read as a user's (residency extended).
+ */
+function noteOwnCanaries(mm: ModelMemory, obs: Observation): boolean {
   for (const result of obs.canaryResults) {
     if (result.model !== mm.name) continue;
-    const endWall = obs.wall - (now - (result.startedMono + result.durationMs));
+    const endWall = obs.wall - (obs.mono - (result.startedMono + result.durationMs));
     mm.ownEndWall = Math.max(mm.ownEndWall ?? endWall, endWall);
   }
   return obs.canariesInFlight.some((c) => c.model === mm.name);
@@ -148,7 +153,7 @@ export function trackModels(
       // A model and a runner that appeared together belong together.
       if (!firstLook && newModels.length === 1 && newRunners.length === 1) mm.runnerPid = newRunners[0]?.pid;
     }
-    const inFlight = noteOwnCanaries(mm, obs, now);
+    const inFlight = noteOwnCanaries(mm, obs);
     const touched = touchedByOurCanary(mm, inFlight);
     const lead = Date.parse(model.expiresAt) - obs.wall;
     const streamed = lastTokenFor(obs.traffic, model.name);
@@ -205,7 +210,7 @@ export function trackModels(
   }
   for (const [name, mm] of Object.entries(m.models)) {
     if (listed.has(name)) continue;
-    const inFlight = noteOwnCanaries(mm, obs, now);
+    const inFlight = noteOwnCanaries(mm, obs);
     const oldRunnerAlive = mm.runnerPid !== undefined && previousRunners[mm.runnerPid] !== undefined;
     // A listed model cannot expire while our request holds it: it left to be reloaded (0.30+
     // lists a loading model only once loaded), by our canary unless its runner had died.

@@ -299,7 +299,7 @@ describe("queue, locks and load errors", () => {
     const pid = await loadModel(simulator);
     process.kill(pid, "SIGSTOP");
     try {
-      const pinging = watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, 15_000);
+      const pinging = watchRequest(generateUrl(simulator.url), { model: MODEL, prompt: "hi" }, 30_000);
       await new Promise((resolve) => setTimeout(resolve, 100));
       const started = performance.now();
       await ps(simulator);
@@ -307,7 +307,9 @@ describe("queue, locks and load errors", () => {
       if (waits) expect(took).toBeGreaterThan(700);
       else expect(took).toBeLessThan(700);
       // The failed ping reloads the model: a stopped runner is replaced by the next request.
-      expect((await pinging).status).toBe(200);
+      const answer = await pinging;
+      // Once (CI, 2026-11-29) no answer came within 15 s on a busy machine: say what the simulator held.
+      expect(answer.status, JSON.stringify({ answer, state: await simState(simulator) })).toBe(200);
       expect(simulator.runners()[0]?.pid).not.toBe(pid);
     } finally {
       if (simulator.runners().some((runner) => runner.pid === pid)) process.kill(pid, "SIGCONT");
