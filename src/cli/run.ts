@@ -11,11 +11,11 @@ export async function runCommand(opts: { config?: string; "web.config.file"?: st
   const loaded = loadConfig(opts.config);
   const webConfig = opts["web.config.file"];
   const config = webConfig ? { ...loaded, webConfig } : loaded;
+  const web = config.webConfig ? loadWebConfig(config.webConfig) : undefined;
   if (loaded.targets.some((t) => t.proxy)) setFlagsFromString(STALL_GUARD_V8_FLAGS);
-  else if (config.webConfig && loadWebConfig(config.webConfig).users.size > 0)
-    setFlagsFromString(OPTIMIZER_V8_FLAGS);
+  else if (web && web.users.size > 0) setFlagsFromString(OPTIMIZER_V8_FLAGS);
   const log = createLogger();
-  const watchdog = await Watchdog.start({ config, log });
+  const watchdog = await Watchdog.start({ config, log, ...(web ? { web } : {}) });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, "stopping");

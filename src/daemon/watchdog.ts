@@ -34,7 +34,7 @@ import { Ledger, type LedgerFs } from "../remediation/ledger.js";
 import { budgetStatus } from "../remediation/policy.js";
 import { apiRoutes } from "../server/api-routes.js";
 import { type HttpServer, startHttpServer } from "../server/http.js";
-import { loadWebConfig } from "../server/web-config.js";
+import { loadWebConfig, type WebConfig } from "../server/web-config.js";
 import { Telemetry } from "../telemetry/metrics.js";
 import { writeTextfile } from "../telemetry/textfile.js";
 
@@ -55,6 +55,8 @@ export interface WatchdogOptions {
   journalctl?: string;
   /** The ledger's writes (tests inject a full or read-only disk). */
   ledgerFs?: LedgerFs;
+  /** `config.webConfig` already loaded (run reads it first to choose V8's flags); loaded here otherwise. */
+  web?: WebConfig;
 }
 
 /** What the loop keeps per target between ticks: the shell's side of the detector's memory. */
@@ -222,7 +224,8 @@ export class Watchdog {
         history: this.history,
       }),
     ];
-    const web = this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined;
+    const web =
+      this.options.web ?? (this.config.webConfig ? loadWebConfig(this.config.webConfig) : undefined);
     this.server = await startHttpServer(
       this.config.listen,
       routes,
